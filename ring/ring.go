@@ -75,10 +75,10 @@ type Ring struct {
 	stuck    time.Duration
 	alive    func(int) (bool, error)
 
-	tail, head                  *uint64
-	senderWakes, receiverWakes  *uint64
-	abandoned                   *uint64
-	recv, send                  side
+	tail, head                 *uint64
+	senderWakes, receiverWakes *uint64
+	abandoned                  *uint64
+	recv, send                 side
 }
 
 // New returns a view of the ring in mem, whose header h was validated by

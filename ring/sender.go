@@ -231,7 +231,7 @@ func (s *Sender) CommitN(k int) {
 func (s *Sender) Abort() {
 	if s.r.mpsc && s.resN > 0 {
 		for i := uint64(0); i < s.resN; i++ {
-			binary.LittleEndian.PutUint32(s.r.slot(s.resLo+i)[layout.SlotLen:], layout.SlotSkip)
+			binary.LittleEndian.PutUint32(s.r.slot(s.resLo + i)[layout.SlotLen:], layout.SlotSkip)
 		}
 		s.commitMPSC(0)
 		return
@@ -301,7 +301,7 @@ func (s *Sender) claim(max uint64) (int, error) {
 // acquire semantics, sees the whole value.
 func (s *Sender) commitMPSC(k uint64) {
 	for i := k; i < s.resN; i++ {
-		binary.LittleEndian.PutUint32(s.r.slot(s.resLo+i)[layout.SlotLen:], layout.SlotSkip)
+		binary.LittleEndian.PutUint32(s.r.slot(s.resLo + i)[layout.SlotLen:], layout.SlotSkip)
 	}
 	for i := uint64(0); i < s.resN; i++ {
 		pos := s.resLo + i
