@@ -79,6 +79,11 @@ type Ring struct {
 	senderWakes, receiverWakes *uint64
 	abandoned                  *uint64
 	recv, send                 side
+
+	// life is cancelled by Shutdown: blocked calls of this handle return
+	// ErrClosed at once.
+	life     context.Context
+	shutdown context.CancelFunc
 }
 
 // New returns a view of the ring in mem, whose header h was validated by
@@ -122,6 +127,7 @@ func New(mem []byte, h layout.Header, cfg Config) (*Ring, error) {
 			bell:    cfg.SendBell,
 		},
 	}
+	r.life, r.shutdown = context.WithCancel(context.Background())
 	if r.spin == 0 {
 		r.spin = DefaultSpin
 	}
@@ -129,6 +135,18 @@ func New(mem []byte, h layout.Header, cfg Config) (*Ring, error) {
 		r.stuck = DefaultStuckCheck
 	}
 	return r, nil
+}
+
+// Shutdown makes every call of this handle blocked in the ring, now or
+// later, return ErrClosed. It is how closing a handle unblocks its own
+// sleepers. The wake-ups it sends reach the peer's sleepers too, which
+// treat them as spurious.
+func (r *Ring) Shutdown() {
+	r.shutdown()
+	if r.wait == layout.WaitFutex {
+		r.ring(&r.recv, nil)
+		r.ring(&r.send, nil)
+	}
 }
 
 // Header returns the validated header the ring was built from.
@@ -248,7 +266,7 @@ const (
 // increment, cleared before the decrement), so whoever takes over the entry
 // of a holder that died asleep knows to take it out of the count.
 func (r *Ring) block(ctx context.Context, s *side, mark *uint32, check func() (readiness, error)) error {
-	done := ctx.Done()
+	done, dead := ctx.Done(), r.life.Done()
 	spinUntil := time.Now().Add(r.spin)
 	for i := 1; ; i++ {
 		st, err := check()
@@ -256,12 +274,12 @@ func (r *Ring) block(ctx context.Context, s *side, mark *uint32, check func() (r
 			return err
 		}
 		if i&63 == 0 {
-			if done != nil {
-				select {
-				case <-done:
-					return ctx.Err()
-				default:
-				}
+			select {
+			case <-done:
+				return ctx.Err()
+			case <-dead:
+				return ErrClosed
+			default:
 			}
 			if r.wait != layout.WaitSpin && (r.spin < 0 || time.Now().After(spinUntil)) {
 				break
@@ -272,11 +290,21 @@ func (r *Ring) block(ctx context.Context, s *side, mark *uint32, check func() (r
 		}
 	}
 
-	if done != nil && r.wait == layout.WaitFutex {
+	switch r.wait {
+	case layout.WaitFutex:
 		// Context cancellation wakes a sleeper at once: the callback bumps
 		// the futex word and wakes every sleeper on it; each re-checks its
-		// own context.
-		stop := context.AfterFunc(ctx, func() { r.ring(s, nil) })
+		// own context. Shutdown does the same for this handle's sleepers.
+		if done != nil {
+			stop := context.AfterFunc(ctx, func() { r.ring(s, nil) })
+			defer stop()
+		}
+	case layout.WaitMQ:
+		// The doorbell's Wait watches one context: merge ours in.
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithCancel(ctx)
+		defer cancel()
+		stop := context.AfterFunc(r.life, cancel)
 		defer stop()
 	}
 	barrier, mustPoll := sleeperBarrier()
@@ -293,7 +321,11 @@ func (r *Ring) block(ctx context.Context, s *side, mark *uint32, check func() (r
 		}
 		st, err := check()
 		if err == nil && st != ready {
-			err = ctx.Err()
+			if r.life.Err() != nil {
+				err = ErrClosed
+			} else {
+				err = ctx.Err()
+			}
 		}
 		if err != nil || st == ready {
 			leave(s, mark)

@@ -1,0 +1,627 @@
+package shmchan
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"math/bits"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/shmchan/shmchan/codec"
+	"github.com/shmchan/shmchan/layout"
+	"github.com/shmchan/shmchan/mq"
+	"github.com/shmchan/shmchan/ring"
+	"github.com/shmchan/shmchan/shm"
+)
+
+// RoleLockBase is the byte offset of role entry 0's lock: a Linux
+// open-file-description lock on the region's descriptor at
+// RoleLockBase+i holds role entry i (0: receiver, 1..: senders). The kernel
+// drops it when the holder's last descriptor closes, at exit or crash, so
+// a role held by a dead process is free, and pid reuse cannot fool it.
+const RoleLockBase = 1 << 40
+
+// readyWait is how long an opener waits for a region's creator to finish.
+const readyWait = time.Second
+
+// Chan is one process's handle on a channel in shared memory: a typed
+// channel between processes. A handle becomes the sender on its first send
+// and the receiver on its first receive. Its methods are safe for
+// concurrent use by goroutines; sends are serialised with sends, receives
+// with receives.
+type Chan[T any] struct {
+	name  string
+	obj   *shm.Object
+	mem   []byte
+	hdr   layout.Header
+	ring  *ring.Ring
+	codec codec.Codec[T]
+	bells []*mq.Queue
+	life  sync.RWMutex // held for reading by every call, for writing by Close
+	dead  atomic.Bool  // Close was called
+
+	smu       sync.Mutex // guards snd
+	snd       *ring.Sender
+	sendEntry atomic.Int32 // role entry of snd, 0 before the first send; set under smu
+
+	rmu sync.Mutex // guards rcv
+	rcv *ring.Receiver
+}
+
+// Create makes a new channel region named name; fs.ErrExist if one exists.
+func Create[T any](name string, opts ...Option) (*Chan[T], error) {
+	return create[T](name, opts)
+}
+
+// Open attaches to an existing channel region; fs.ErrNotExist if absent.
+func Open[T any](name string, opts ...Option) (*Chan[T], error) {
+	return open[T](name, opts)
+}
+
+// OpenOrCreate opens the region, or creates it if absent. Two processes
+// racing to create the same name both succeed on the same region.
+func OpenOrCreate[T any](name string, opts ...Option) (*Chan[T], error) {
+	for try := 0; ; try++ {
+		c, err := create[T](name, opts)
+		if !errors.Is(err, fs.ErrExist) {
+			return c, err
+		}
+		c, err = open[T](name, opts)
+		// The creator may have failed and removed it between our two
+		// calls: go round again (a few times).
+		if !errors.Is(err, fs.ErrNotExist) || try == 10 {
+			return c, err
+		}
+	}
+}
+
+// Unlink removes the channel's name (and its doorbell queues, if any).
+// Handles already open keep working; the memory is freed when the last one
+// closes.
+func Unlink(name string) error {
+	if _, err := shm.Path(name); err != nil {
+		return fmt.Errorf("shmchan: unlink %q: %w", name, err)
+	}
+	err := shm.Unlink(name)
+	for _, b := range bellNames(name) {
+		if e := mq.Unlink(b); e != nil && !errors.Is(e, fs.ErrNotExist) && !errors.Is(e, mq.ErrInvalidName) {
+			err = errors.Join(err, e)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("shmchan: unlink %q: %w", name, err)
+	}
+	return nil
+}
+
+func bellNames(name string) [2]string {
+	if len(name) > 0 && name[0] == '/' {
+		name = name[1:]
+	}
+	return [2]string{name + ".rx", name + ".tx"}
+}
+
+func parse(opts []Option) options {
+	var o options
+	for _, f := range opts {
+		f(&o)
+	}
+	return o
+}
+
+func codecFor[T any](o options) (codec.Codec[T], error) {
+	if o.codec == nil {
+		return codec.For[T]()
+	}
+	c, ok := o.codec.(codec.Codec[T])
+	if !ok {
+		var zero T
+		return nil, fmt.Errorf("%w: WithCodec got %T, the channel's type is %T", ErrTypeMismatch, o.codec, zero)
+	}
+	return c, nil
+}
+
+// wanted returns the header the options ask for (for Create).
+func wanted[T any](o options, c codec.Codec[T]) (layout.Header, error) {
+	h := layout.Header{
+		Mode:        layout.ModeSPSC,
+		Wait:        uint32(o.wait),
+		Producers:   1,
+		Fingerprint: c.Fingerprint(),
+		CodecName:   c.Name(),
+		TypeName:    c.TypeName(),
+		CreatorPID:  uint32(os.Getpid()),
+		CreatorUID:  uint32(os.Geteuid()),
+		Created:     time.Now().UnixNano(),
+	}
+	if o.wait < WaitFutex || o.wait > WaitSpin {
+		return h, fmt.Errorf("shmchan: unknown wait mode %d", o.wait)
+	}
+	if o.multi {
+		h.Mode, h.Producers = layout.ModeMPSC, DefaultProducers
+		if o.producers > 0 {
+			h.Producers = uint32(min(o.producers, layout.MaxProducers+1))
+		}
+	}
+	capacity := o.capacity
+	if capacity == 0 {
+		capacity = DefaultCapacity
+	}
+	if capacity < 0 || capacity > layout.MaxCapacity {
+		return h, fmt.Errorf("shmchan: capacity %d not in [1, %d]", capacity, layout.MaxCapacity)
+	}
+	h.Capacity = uint64(1) << bits.Len64(uint64(capacity-1))
+	if n := c.FixedSize(); n > 0 {
+		if o.maxMsg != 0 && o.maxMsg != n {
+			return h, fmt.Errorf("shmchan: WithMaxMessageSize(%d) for a %d-byte raw type", o.maxMsg, n)
+		}
+		h.MaxMsg, h.Flags = uint32(n), layout.FlagRaw
+	} else {
+		m := o.maxMsg
+		if m == 0 {
+			m = DefaultMaxMsg
+		}
+		if m < 1 || m > layout.MaxMsg {
+			return h, fmt.Errorf("shmchan: max message size %d not in [1, %d]", m, layout.MaxMsg)
+		}
+		h.MaxMsg = uint32(m)
+	}
+	if err := h.Geometry(); err != nil {
+		// Parameters a caller chose, not bytes from a peer: say so plainly.
+		return h, fmt.Errorf("shmchan: impossible options: %v", err)
+	}
+	return h, nil
+}
+
+func create[T any](name string, opts []Option) (*Chan[T], error) {
+	o := parse(opts)
+	cd, err := codecFor[T](o)
+	if err != nil {
+		return nil, err
+	}
+	h, err := wanted(o, cd)
+	if err != nil {
+		return nil, err
+	}
+	obj, err := shm.Create(name, int64(h.TotalSize), shm.Options{Perm: o.perm})
+	if err != nil {
+		return nil, fmt.Errorf("shmchan: create %q: %w", name, err)
+	}
+	mem, err := obj.Map(int(h.TotalSize))
+	if err != nil {
+		obj.Close()
+		shm.Unlink(name)
+		return nil, fmt.Errorf("shmchan: create %q: %w", name, err)
+	}
+	h.Encode(mem)
+	var bells []*mq.Queue
+	if h.Wait == layout.WaitMQ {
+		perm := o.perm
+		if perm == 0 {
+			perm = shm.DefaultPerm
+		}
+		if bells, err = openBells(name, os.O_CREATE|os.O_EXCL, perm); err != nil {
+			obj.Close()
+			shm.Unlink(name)
+			return nil, fmt.Errorf("shmchan: create %q: %w", name, err)
+		}
+	}
+	c, err := attach[T](name, obj, mem, h, cd, o, bells)
+	if err != nil {
+		closeBells(bells)
+		obj.Close()
+		Unlink(name)
+		return nil, err
+	}
+	// Publish: everything above is written; openers wait for this word.
+	atomic.StoreUint32(wordAt(mem, layout.OffReady), layout.ReadyValue)
+	return c, nil
+}
+
+func open[T any](name string, opts []Option) (*Chan[T], error) {
+	o := parse(opts)
+	cd, err := codecFor[T](o)
+	if err != nil {
+		return nil, err
+	}
+	obj, err := shm.Open(name, shm.Options{AllowForeignOwner: o.foreign})
+	if err != nil {
+		return nil, fmt.Errorf("shmchan: open %q: %w", name, err)
+	}
+	mem, h, err := mapReady(obj)
+	if err != nil {
+		obj.Close()
+		return nil, fmt.Errorf("shmchan: open %q: %w", name, err)
+	}
+	if err := agree(h, o, cd); err != nil {
+		obj.Close()
+		return nil, fmt.Errorf("shmchan: open %q: %w", name, err)
+	}
+	var bells []*mq.Queue
+	if h.Wait == layout.WaitMQ {
+		if bells, err = openBells(name, 0, 0); err != nil {
+			obj.Close()
+			return nil, fmt.Errorf("shmchan: open %q: %w", name, err)
+		}
+	}
+	c, err := attach[T](name, obj, mem, h, cd, o, bells)
+	if err != nil {
+		closeBells(bells)
+		obj.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// mapReady maps an existing region once its creator has published it, and
+// validates it. It waits up to readyWait for a creator that is still
+// writing (size still zero, or ready word not set yet).
+func mapReady(obj *shm.Object) ([]byte, layout.Header, error) {
+	deadline := time.Now().Add(readyWait)
+	for {
+		st, err := obj.Stat()
+		if err != nil {
+			return nil, layout.Header{}, err
+		}
+		if st.Size >= layout.HeaderSize {
+			if st.Size > layout.MaxTotalSize {
+				return nil, layout.Header{}, fmt.Errorf("%w: file of %d bytes is larger than any region", ErrCorrupt, st.Size)
+			}
+			mem, err := obj.Map(int(st.Size))
+			if err != nil {
+				return nil, layout.Header{}, err
+			}
+			for atomic.LoadUint32(wordAt(mem, layout.OffReady)) != layout.ReadyValue {
+				if time.Now().After(deadline) {
+					obj.Unmap()
+					return nil, layout.Header{}, fmt.Errorf("%w: region not ready after %v (creator died, or not a shmchan region)", ErrCorrupt, readyWait)
+				}
+				time.Sleep(time.Millisecond)
+			}
+			h, err := layout.Validate(mem, st.Size)
+			if err != nil {
+				obj.Unmap()
+				return nil, h, err
+			}
+			return mem, h, nil
+		}
+		if time.Now().After(deadline) {
+			return nil, layout.Header{}, fmt.Errorf("%w: file is %d bytes, shorter than a header, after %v", ErrCorrupt, st.Size, readyWait)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// agree checks an opened region against the caller's type and options.
+func agree[T any](h layout.Header, o options, cd codec.Codec[T]) error {
+	if h.CodecName != cd.Name() || h.Fingerprint != cd.Fingerprint() {
+		return fmt.Errorf("%w: region holds %s (codec %s, fingerprint %#x), this handle wants %s (codec %s, fingerprint %#x)",
+			ErrTypeMismatch, h.TypeName, h.CodecName, h.Fingerprint, cd.TypeName(), cd.Name(), cd.Fingerprint())
+	}
+	bad := func(what string, want, got any) error {
+		return fmt.Errorf("%w: %s %v asked, region has %v", ErrIncompatible, what, want, got)
+	}
+	if o.capacity > 0 {
+		want := uint64(1) << bits.Len64(uint64(o.capacity-1))
+		if want != h.Capacity {
+			return bad("capacity", want, h.Capacity)
+		}
+	}
+	if o.maxMsg > 0 && uint32(o.maxMsg) != h.MaxMsg {
+		return bad("max message size", o.maxMsg, h.MaxMsg)
+	}
+	if o.multiSet && (h.Mode == layout.ModeMPSC) != o.multi {
+		return bad("multi-producer", o.multi, h.Mode == layout.ModeMPSC)
+	}
+	if o.producers > 0 && uint32(o.producers) != h.Producers {
+		return bad("producers", o.producers, h.Producers)
+	}
+	if o.waitSet && uint32(o.wait) != h.Wait {
+		return bad("wait mode", o.wait, WaitMode(h.Wait))
+	}
+	return nil
+}
+
+func openBells(name string, flag int, perm fs.FileMode) ([]*mq.Queue, error) {
+	var qs []*mq.Queue
+	for _, n := range bellNames(name) {
+		q, err := mq.Open(n, os.O_RDWR|flag, perm, &mq.Attr{MaxMsg: 4, MsgSize: 1})
+		if err != nil {
+			closeBells(qs)
+			if flag&os.O_CREATE != 0 {
+				for _, n := range bellNames(name) {
+					mq.Unlink(n)
+				}
+			}
+			return nil, fmt.Errorf("doorbell: %w", err)
+		}
+		qs = append(qs, q)
+	}
+	return qs, nil
+}
+
+func closeBells(qs []*mq.Queue) {
+	for _, q := range qs {
+		q.Close()
+	}
+}
+
+func attach[T any](name string, obj *shm.Object, mem []byte, h layout.Header, cd codec.Codec[T], o options, bells []*mq.Queue) (*Chan[T], error) {
+	c := &Chan[T]{name: name, obj: obj, mem: mem, hdr: h, codec: cd, bells: bells}
+	cfg := ring.Config{Spin: o.spin, StuckCheck: o.stuck, Alive: c.alive}
+	if len(bells) == 2 {
+		cfg.RecvBell, cfg.SendBell = &ring.MQDoorbell{Q: bells[0]}, &ring.MQDoorbell{Q: bells[1]}
+	}
+	r, err := ring.New(mem, h, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("shmchan: %q: %w", name, err)
+	}
+	c.ring = r
+	return c, nil
+}
+
+// alive reports whether the holder of role entry i is alive: its role lock
+// is held by another open file description, or by this handle itself.
+func (c *Chan[T]) alive(i int) (bool, error) {
+	if int(c.sendEntry.Load()) == i {
+		return true, nil
+	}
+	return c.obj.LockHeld(RoleLockBase + int64(i))
+}
+
+var (
+	selfOnce  sync.Once
+	selfIdent ring.Identity
+)
+
+func self() ring.Identity {
+	selfOnce.Do(func() {
+		selfIdent.PID = uint32(os.Getpid())
+		selfIdent.Start, _ = shm.ProcStartTime(os.Getpid())
+	})
+	return selfIdent
+}
+
+// sender returns the sender side, taking the role on first use. smu held.
+func (c *Chan[T]) sender() (*ring.Sender, error) {
+	if c.snd != nil {
+		return c.snd, nil
+	}
+	for i := 1; i <= int(c.hdr.Producers); i++ {
+		ok, err := c.obj.TryLock(RoleLockBase + int64(i))
+		if err != nil {
+			return nil, fmt.Errorf("shmchan: %q: sender role: %w", c.name, err)
+		}
+		if !ok {
+			continue
+		}
+		s, err := c.ring.NewSender(i, self())
+		if err != nil {
+			c.obj.Unlock(RoleLockBase + int64(i))
+			return nil, fmt.Errorf("shmchan: %q: %w", c.name, err)
+		}
+		c.snd = s
+		c.sendEntry.Store(int32(i))
+		return s, nil
+	}
+	if c.hdr.Mode == layout.ModeMPSC {
+		return nil, fmt.Errorf("%w: %q: all %d sender entries are held", ErrBusy, c.name, c.hdr.Producers)
+	}
+	return nil, fmt.Errorf("%w: %q: the sender role is held", ErrBusy, c.name)
+}
+
+// receiver returns the receiver side, taking the role on first use. rmu held.
+func (c *Chan[T]) receiver() (*ring.Receiver, error) {
+	if c.rcv != nil {
+		return c.rcv, nil
+	}
+	ok, err := c.obj.TryLock(RoleLockBase)
+	if err != nil {
+		return nil, fmt.Errorf("shmchan: %q: receiver role: %w", c.name, err)
+	}
+	if !ok {
+		return nil, fmt.Errorf("%w: %q: the receiver role is held", ErrBusy, c.name)
+	}
+	r, err := c.ring.NewReceiver(self())
+	if err != nil {
+		c.obj.Unlock(RoleLockBase)
+		return nil, fmt.Errorf("shmchan: %q: %w", c.name, err)
+	}
+	c.rcv = r
+	return r, nil
+}
+
+// enter guards a call against a concurrent Close; leave with c.life.RUnlock.
+func (c *Chan[T]) enter() error {
+	c.life.RLock()
+	if c.dead.Load() {
+		c.life.RUnlock()
+		return fmt.Errorf("shmchan: %q: handle: %w", c.name, ErrClosed)
+	}
+	return nil
+}
+
+func (c *Chan[T]) wrap(err error) error {
+	switch err {
+	case nil, ErrFull, ErrEmpty, ErrClosed, context.Canceled, context.DeadlineExceeded:
+		return err
+	}
+	if errors.Is(err, ErrFull) || errors.Is(err, ErrEmpty) || errors.Is(err, ErrBusy) {
+		return err
+	}
+	return fmt.Errorf("shmchan: %q: %w", c.name, err)
+}
+
+// Send sends v, blocking while the channel is full. It returns ErrClosed
+// after CloseSend, ErrTooLarge if v's encoding does not fit, ctx.Err() if
+// the context ends first.
+func (c *Chan[T]) Send(ctx context.Context, v T) error {
+	if err := c.enter(); err != nil {
+		return err
+	}
+	defer c.life.RUnlock()
+	c.smu.Lock()
+	defer c.smu.Unlock()
+	s, err := c.sender()
+	if err != nil {
+		return err
+	}
+	buf, err := s.Reserve(ctx)
+	if err != nil {
+		return c.wrap(err)
+	}
+	return c.commit(s, buf, &v)
+}
+
+// TrySend sends v if a slot is free now, else returns ErrFull.
+func (c *Chan[T]) TrySend(v T) error {
+	if err := c.enter(); err != nil {
+		return err
+	}
+	defer c.life.RUnlock()
+	c.smu.Lock()
+	defer c.smu.Unlock()
+	s, err := c.sender()
+	if err != nil {
+		return err
+	}
+	buf, err := s.TryReserve()
+	if err != nil {
+		return c.wrap(err)
+	}
+	return c.commit(s, buf, &v)
+}
+
+func (c *Chan[T]) commit(s *ring.Sender, buf []byte, v *T) error {
+	n, err := c.codec.Encode(buf, v)
+	if err != nil {
+		s.Abort()
+		return c.wrap(err)
+	}
+	s.Commit(n)
+	return nil
+}
+
+// Recv receives a value, blocking while the channel is empty. Once the
+// channel is closed (CloseSend) and drained it returns ErrClosed.
+func (c *Chan[T]) Recv(ctx context.Context) (T, error) {
+	var v T
+	if err := c.enter(); err != nil {
+		return v, err
+	}
+	defer c.life.RUnlock()
+	c.rmu.Lock()
+	defer c.rmu.Unlock()
+	r, err := c.receiver()
+	if err != nil {
+		return v, err
+	}
+	b, err := r.Peek(ctx)
+	if err != nil {
+		return v, c.wrap(err)
+	}
+	return v, c.consume(r, b, &v)
+}
+
+// TryRecv receives a value if one is there now, else returns ErrEmpty (or
+// ErrClosed once the channel is closed and drained).
+func (c *Chan[T]) TryRecv() (T, error) {
+	var v T
+	if err := c.enter(); err != nil {
+		return v, err
+	}
+	defer c.life.RUnlock()
+	c.rmu.Lock()
+	defer c.rmu.Unlock()
+	r, err := c.receiver()
+	if err != nil {
+		return v, err
+	}
+	b, err := r.TryPeek()
+	if err != nil {
+		return v, c.wrap(err)
+	}
+	return v, c.consume(r, b, &v)
+}
+
+// consume decodes the peeked payload and releases its slot. A value that
+// does not decode is released too (so the channel does not wedge on it) and
+// reported as ErrCorrupt.
+func (c *Chan[T]) consume(r *ring.Receiver, b []byte, v *T) error {
+	err := c.codec.Decode(b, v)
+	r.Release()
+	if err != nil {
+		return fmt.Errorf("shmchan: %q: %w: %w", c.name, ErrCorrupt, err)
+	}
+	return nil
+}
+
+// CloseSend closes the channel for sending, like close(ch): later sends
+// get ErrClosed, and receivers get the values sent before, then ErrClosed.
+// In SPSC the handle must be (or become) the sender; in MPSC any sender
+// may close, and the channel is closed for all of them.
+func (c *Chan[T]) CloseSend() error {
+	if err := c.enter(); err != nil {
+		return err
+	}
+	defer c.life.RUnlock()
+	c.smu.Lock()
+	defer c.smu.Unlock()
+	s, err := c.sender()
+	if err != nil {
+		return err
+	}
+	return s.Close()
+}
+
+// Close detaches this handle: it gives up its roles and unmaps the region.
+// The region itself stays until Unlink. Calls after Close return ErrClosed.
+func (c *Chan[T]) Close() error {
+	c.ring.Shutdown() // unblock this handle's sleeping calls first
+	c.life.Lock()
+	defer c.life.Unlock()
+	if c.dead.Swap(true) {
+		return fmt.Errorf("shmchan: %q: handle: %w", c.name, ErrClosed)
+	}
+	if c.snd != nil {
+		c.snd.Detach()
+	}
+	if c.rcv != nil {
+		c.rcv.Detach()
+	}
+	closeBells(c.bells)
+	return c.obj.Close() // closing the descriptor drops the role locks
+}
+
+// Len returns the number of values queued now, like len(ch). In MPSC it
+// counts claimed slots whose values are still being written.
+func (c *Chan[T]) Len() int {
+	if c.enter() != nil {
+		return 0
+	}
+	defer c.life.RUnlock()
+	return c.ring.Len()
+}
+
+// Cap returns how many values the channel holds, like cap(ch).
+func (c *Chan[T]) Cap() int { return int(c.hdr.Capacity) }
+
+// Name returns the channel's name as given.
+func (c *Chan[T]) Name() string { return c.name }
+
+// Stats returns the channel's counters (see ring.Stats).
+func (c *Chan[T]) Stats() Stats {
+	if c.enter() != nil {
+		return Stats{}
+	}
+	defer c.life.RUnlock()
+	return c.ring.Stats()
+}
+
+// Stats are a channel's counters: values sent, received, abandoned (MPSC
+// slots whose writer died), and how often each side slept and was woken.
+type Stats = ring.Stats

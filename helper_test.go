@@ -1,0 +1,277 @@
+package shmchan
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Cross-process tests re-run this test binary as a helper process. The
+// environment variable helperEnv names what the helper does; helperArgs
+// holds its arguments, space separated. A helper talks to the test on its
+// standard output, one line per event, written unbuffered so that a SIGKILL
+// loses nothing it printed.
+const (
+	helperEnv  = "SHMCHAN_TEST_HELPER"
+	helperArgs = "SHMCHAN_TEST_ARGS"
+)
+
+// rec is the value the cross-process tests send: a sequence number and a
+// check word derived from it, so a torn or corrupted value is detected.
+type rec struct {
+	Seq uint64
+	Sum uint64
+}
+
+func mkrec(i uint64) rec { return rec{Seq: i, Sum: i*0x9E3779B97F4A7C15 ^ 0x5bd1e995} }
+
+func (r rec) ok() bool { return r == mkrec(r.Seq) }
+
+// rec256 is the 256-byte value of the throughput benchmarks.
+type rec256 struct {
+	Seq uint64
+	Sum uint64
+	Pad [240]byte
+}
+
+// waitOpt maps a helper argument to a wait option.
+func waitOpt(s string) Option {
+	switch s {
+	case "mq":
+		return WithWait(WaitMQ)
+	case "spin":
+		return WithWait(WaitSpin)
+	}
+	return WithWait(WaitFutex)
+}
+
+func say(format string, args ...any) {
+	fmt.Fprintf(os.Stdout, format+"\n", args...) // os.Stdout is unbuffered
+}
+
+// runHelper is the helper process's main. Its exit code is the test's
+// verdict on the helper's side.
+func runHelper(mode string) int {
+	args := strings.Fields(os.Getenv(helperArgs))
+	arg := func(i int) string {
+		if i < len(args) {
+			return args[i]
+		}
+		return ""
+	}
+	num := func(i int) uint64 {
+		n, _ := strconv.ParseUint(arg(i), 10, 64)
+		return n
+	}
+	ctx := context.Background()
+	fail := func(err error) int {
+		fmt.Fprintf(os.Stderr, "helper %s: %v\n", mode, err)
+		return 1
+	}
+	switch mode {
+	case "send": // name wait start count close(0/1) [cap]
+		opts := []Option{waitOpt(arg(1))}
+		if c := num(5); c > 0 {
+			opts = append(opts, WithCapacity(int(c)))
+		}
+		c, err := OpenOrCreate[rec](arg(0), opts...)
+		if err != nil {
+			return fail(err)
+		}
+		defer c.Close()
+		say("ready")
+		start, n := num(2), num(3)
+		for i := start; i < start+n; i++ {
+			if err := c.Send(ctx, mkrec(i)); err != nil {
+				return fail(err)
+			}
+		}
+		if num(4) == 1 {
+			if err := c.CloseSend(); err != nil {
+				return fail(err)
+			}
+		}
+		say("done")
+		return 0
+	case "recv": // name wait start count: receive and check count values
+		c, err := OpenOrCreate[rec](arg(0), waitOpt(arg(1)))
+		if err != nil {
+			return fail(err)
+		}
+		defer c.Close()
+		say("ready")
+		start, n := num(2), num(3)
+		for i := start; i < start+n; i++ {
+			v, err := c.Recv(ctx)
+			if err != nil {
+				return fail(err)
+			}
+			if !v.ok() || v.Seq != i {
+				return fail(fmt.Errorf("got %+v, want seq %d", v, i))
+			}
+		}
+		say("done")
+		return 0
+	case "report": // name wait pause: receive, print each seq; after pause values print "paused" and hang
+		c, err := OpenOrCreate[rec](arg(0), waitOpt(arg(1)))
+		if err != nil {
+			return fail(err)
+		}
+		defer c.Close()
+		pause := num(2)
+		for i := uint64(0); ; i++ {
+			if pause > 0 && i == pause {
+				say("paused")
+				select {}
+			}
+			v, err := c.Recv(ctx)
+			if err != nil {
+				return fail(err)
+			}
+			if !v.ok() {
+				return fail(fmt.Errorf("torn value %+v", v))
+			}
+			say("%d", v.Seq)
+		}
+	case "hold": // name role: take a role and keep it until killed
+		c, err := Open[rec](arg(0))
+		if err != nil {
+			return fail(err)
+		}
+		if arg(1) == "recv" {
+			_, err = c.TryRecv()
+			if !errors.Is(err, ErrEmpty) {
+				return fail(err)
+			}
+		} else if err := c.TrySend(mkrec(0)); err != nil {
+			return fail(err)
+		}
+		say("holding")
+		select {}
+	case "sink": // name count [256]: receive count values (benchmarks)
+		n := num(1)
+		var err error
+		if arg(2) == "256" {
+			err = sink[rec256](arg(0), n)
+		} else {
+			err = sink[rec](arg(0), n)
+		}
+		if err != nil {
+			return fail(err)
+		}
+		return 0
+	}
+	return fail(fmt.Errorf("unknown helper mode"))
+}
+
+func sink[T any](name string, n uint64) error {
+	c, err := Open[T](name)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if _, err := c.TryRecv(); err != nil && !errors.Is(err, ErrEmpty) {
+		return err
+	}
+	say("ready")
+	for i := uint64(1); i < n; i++ {
+		if _, err := c.Recv(context.Background()); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// helper is a running helper process.
+type helper struct {
+	t     testing.TB
+	cmd   *exec.Cmd
+	lines chan string
+	done  chan error
+}
+
+// spawn starts a helper and arranges for it to be killed and reaped when
+// the test ends.
+func spawn(t testing.TB, mode string, args ...any) *helper {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	strs := make([]string, len(args))
+	for i, a := range args {
+		strs[i] = fmt.Sprint(a)
+	}
+	cmd := exec.Command(exe, "-test.run=^$")
+	cmd.Env = append(os.Environ(), helperEnv+"="+mode, helperArgs+"="+strings.Join(strs, " "))
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	h := &helper{t: t, cmd: cmd, lines: make(chan string, 1<<16), done: make(chan error, 1)}
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			h.lines <- sc.Text()
+		}
+		close(h.lines)
+		h.done <- cmd.Wait()
+	}()
+	t.Cleanup(func() { h.kill() })
+	return h
+}
+
+// expect waits for the helper to print line.
+func (h *helper) expect(line string) {
+	h.t.Helper()
+	timeout := time.After(time.Minute)
+	for {
+		select {
+		case l, ok := <-h.lines:
+			if !ok {
+				h.t.Fatalf("helper exited before printing %q: %v", line, h.wait())
+			}
+			if l == line {
+				return
+			}
+		case <-timeout:
+			h.t.Fatalf("helper did not print %q within a minute", line)
+		}
+	}
+}
+
+// wait waits for the helper to exit and returns its error.
+func (h *helper) wait() error {
+	select {
+	case err := <-h.done:
+		h.done <- err
+		return err
+	case <-time.After(2 * time.Minute):
+		h.kill()
+		return fmt.Errorf("helper did not exit within two minutes")
+	}
+}
+
+// kill SIGKILLs the helper and reaps it.
+func (h *helper) kill() {
+	if h.cmd.ProcessState == nil {
+		h.cmd.Process.Signal(syscall.SIGKILL)
+	}
+	select {
+	case err := <-h.done:
+		h.done <- err
+	case <-time.After(30 * time.Second):
+	}
+}

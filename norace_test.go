@@ -1,0 +1,5 @@
+//go:build !race
+
+package shmchan
+
+const raceEnabled = false

@@ -1,0 +1,103 @@
+package shmchan
+
+import (
+	"fmt"
+	"io/fs"
+	"time"
+
+	"github.com/shmchan/shmchan/codec"
+	"github.com/shmchan/shmchan/layout"
+)
+
+// WaitMode is how a blocked call sleeps and is woken.
+type WaitMode int
+
+const (
+	// WaitFutex (the default) spins briefly, then sleeps on a shared futex
+	// in the region. A busy channel makes no system call.
+	WaitFutex WaitMode = layout.WaitFutex
+	// WaitMQ spins briefly, then sleeps on a POSIX message queue used as a
+	// doorbell (two queues per channel, named after it). Choose it where
+	// cross-process futexes are not allowed (some sandboxes), or where a
+	// sleeper should be a pollable descriptor.
+	WaitMQ WaitMode = layout.WaitMQ
+	// WaitSpin never sleeps: a blocked call spins (yielding the processor
+	// now and then) until it can go on. Lowest latency, one busy core per
+	// blocked side.
+	WaitSpin WaitMode = layout.WaitSpin
+)
+
+func (w WaitMode) String() string {
+	switch w {
+	case WaitFutex:
+		return "futex"
+	case WaitMQ:
+		return "mq"
+	case WaitSpin:
+		return "spin"
+	}
+	return fmt.Sprintf("WaitMode(%d)", int(w))
+}
+
+// Defaults.
+const (
+	DefaultCapacity  = 1024 // slots
+	DefaultMaxMsg    = 4096 // bytes, for types that are not raw
+	DefaultProducers = 64   // MPSC sender entries
+)
+
+// An Option configures Create, Open and OpenOrCreate. Layout options
+// (capacity, message size, multi-producer, wait mode, producers) given to
+// Open must agree with the region, else ErrIncompatible; the region's own
+// values are used when they are not given.
+type Option func(*options)
+
+type options struct {
+	capacity, maxMsg, producers int
+	multi, multiSet             bool
+	wait                        WaitMode
+	waitSet                     bool
+	codec                       any
+	perm                        fs.FileMode
+	spin                        time.Duration
+	stuck                       time.Duration
+	foreign                     bool
+}
+
+// WithCapacity sets the number of slots, rounded up to a power of two.
+func WithCapacity(n int) Option { return func(o *options) { o.capacity = n } }
+
+// WithMaxMessageSize sets the largest encoded value in bytes (framing not
+// counted: a []byte or string of length n fits). Raw types always use
+// their size.
+func WithMaxMessageSize(n int) Option { return func(o *options) { o.maxMsg = n } }
+
+// WithMultiProducer makes the channel MPSC: many senders (in any number of
+// processes, up to WithProducers of them at once), one receiver.
+func WithMultiProducer() Option { return func(o *options) { o.multi, o.multiSet = true, true } }
+
+// WithProducers sets how many senders may be attached at once to an MPSC
+// channel (default 64).
+func WithProducers(n int) Option { return func(o *options) { o.producers = n } }
+
+// WithCodec sets how values of T are encoded. T must be the channel's type.
+func WithCodec[T any](c codec.Codec[T]) Option { return func(o *options) { o.codec = c } }
+
+// WithWait sets how blocked calls wait (WaitFutex by default).
+func WithWait(w WaitMode) Option { return func(o *options) { o.wait, o.waitSet = w, true } }
+
+// WithPerm sets the permission bits of a region this call creates (default
+// 0600), applied exactly: the umask does not change them.
+func WithPerm(p fs.FileMode) Option { return func(o *options) { o.perm = p } }
+
+// WithSpin sets how long a blocked call spins before it sleeps (default 50µs;
+// negative: do not spin). It is a per-handle setting, not part of the region.
+func WithSpin(d time.Duration) Option { return func(o *options) { o.spin = d } }
+
+// WithAllowForeignOwner lets Open use a region owned by another user. By
+// default such a region is refused: its owner controls every byte of it.
+func WithAllowForeignOwner() Option { return func(o *options) { o.foreign = true } }
+
+// withStuckCheck sets how long an MPSC receiver waits on an uncommitted slot
+// before checking its writer (tests use a short one).
+func withStuckCheck(d time.Duration) Option { return func(o *options) { o.stuck = d } }
