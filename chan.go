@@ -40,6 +40,7 @@ type Chan[T any] struct {
 	hdr   layout.Header
 	ring  *ring.Ring
 	codec codec.Codec[T]
+	raw   *codec.RawCodec[T] // codec as its concrete type when T is raw: no interface call, no escape
 	bells []*mq.Queue
 	life  sync.RWMutex // held for reading by every call, for writing by Close
 	dead  atomic.Bool  // Close was called
@@ -157,9 +158,12 @@ func wanted[T any](o options, c codec.Codec[T]) (layout.Header, error) {
 	h.Capacity = uint64(1) << bits.Len64(uint64(capacity-1))
 	if n := c.FixedSize(); n > 0 {
 		if o.maxMsg != 0 && o.maxMsg != n {
-			return h, fmt.Errorf("shmchan: WithMaxMessageSize(%d) for a %d-byte raw type", o.maxMsg, n)
+			return h, fmt.Errorf("shmchan: WithMaxMessageSize(%d) for a type whose values are all %d bytes", o.maxMsg, n)
 		}
-		h.MaxMsg, h.Flags = uint32(n), layout.FlagRaw
+		h.MaxMsg = uint32(n)
+		if codec.IsRaw(c) {
+			h.Flags = layout.FlagRaw
+		}
 	} else {
 		m := o.maxMsg
 		if m == 0 {
@@ -352,6 +356,9 @@ func closeBells(qs []*mq.Queue) {
 
 func attach[T any](name string, obj *shm.Object, mem []byte, h layout.Header, cd codec.Codec[T], o options, bells []*mq.Queue) (*Chan[T], error) {
 	c := &Chan[T]{name: name, obj: obj, mem: mem, hdr: h, codec: cd, bells: bells}
+	if rc, ok := codec.AsRaw(cd); ok && h.Flags&layout.FlagRaw != 0 {
+		c.raw = rc
+	}
 	cfg := ring.Config{Spin: o.spin, StuckCheck: o.stuck, Alive: c.alive}
 	if len(bells) == 2 {
 		cfg.RecvBell, cfg.SendBell = &ring.MQDoorbell{Q: bells[0]}, &ring.MQDoorbell{Q: bells[1]}
@@ -440,14 +447,19 @@ func (c *Chan[T]) enter() error {
 	c.life.RLock()
 	if c.dead.Load() {
 		c.life.RUnlock()
-		return fmt.Errorf("shmchan: %q: handle: %w", c.name, ErrClosed)
+		return fmt.Errorf("shmchan: %q: %w: %w", c.name, errHandleClosed, ErrClosed)
 	}
 	return nil
 }
 
 func (c *Chan[T]) wrap(err error) error {
 	switch err {
-	case nil, ErrFull, ErrEmpty, ErrClosed, context.Canceled, context.DeadlineExceeded:
+	case ErrClosed:
+		if c.dead.Load() {
+			return fmt.Errorf("shmchan: %q: %w: %w", c.name, errHandleClosed, ErrClosed)
+		}
+		return err
+	case nil, ErrFull, ErrEmpty, context.Canceled, context.DeadlineExceeded:
 		return err
 	}
 	if errors.Is(err, ErrFull) || errors.Is(err, ErrEmpty) || errors.Is(err, ErrBusy) {
@@ -497,7 +509,13 @@ func (c *Chan[T]) TrySend(v T) error {
 }
 
 func (c *Chan[T]) commit(s *ring.Sender, buf []byte, v *T) error {
-	n, err := c.codec.Encode(buf, v)
+	var n int
+	var err error
+	if c.raw != nil {
+		n, err = c.raw.Encode(buf, v)
+	} else {
+		n, err = c.encode(buf, *v)
+	}
 	if err != nil {
 		s.Abort()
 		return c.wrap(err)
@@ -548,11 +566,28 @@ func (c *Chan[T]) TryRecv() (T, error) {
 	return v, c.consume(r, b, &v)
 }
 
+// encode and decode go through the Codec interface, where the compiler
+// must assume the value escapes. They take and return T by value so that
+// only their own copy is moved to the heap, never the caller's: the raw
+// fast path stays allocation-free.
+func (c *Chan[T]) encode(buf []byte, v T) (int, error) { return c.codec.Encode(buf, &v) }
+
+func (c *Chan[T]) decode(b []byte) (T, error) {
+	var v T
+	err := c.codec.Decode(b, &v)
+	return v, err
+}
+
 // consume decodes the peeked payload and releases its slot. A value that
 // does not decode is released too (so the channel does not wedge on it) and
 // reported as ErrCorrupt.
 func (c *Chan[T]) consume(r *ring.Receiver, b []byte, v *T) error {
-	err := c.codec.Decode(b, v)
+	var err error
+	if c.raw != nil {
+		err = c.raw.Decode(b, v)
+	} else {
+		*v, err = c.decode(b)
+	}
 	r.Release()
 	if err != nil {
 		return fmt.Errorf("shmchan: %q: %w: %w", c.name, ErrCorrupt, err)
@@ -581,12 +616,12 @@ func (c *Chan[T]) CloseSend() error {
 // Close detaches this handle: it gives up its roles and unmaps the region.
 // The region itself stays until Unlink. Calls after Close return ErrClosed.
 func (c *Chan[T]) Close() error {
-	c.ring.Shutdown() // unblock this handle's sleeping calls first
-	c.life.Lock()
-	defer c.life.Unlock()
 	if c.dead.Swap(true) {
-		return fmt.Errorf("shmchan: %q: handle: %w", c.name, ErrClosed)
+		return fmt.Errorf("shmchan: %q: %w: %w", c.name, errHandleClosed, ErrClosed)
 	}
+	c.ring.Shutdown() // wake this handle's sleeping calls; they see ErrClosed
+	c.life.Lock()     // wait for calls in progress to leave
+	defer c.life.Unlock()
 	if c.snd != nil {
 		c.snd.Detach()
 	}

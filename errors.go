@@ -42,4 +42,11 @@ var (
 	ErrInvalidName = shm.ErrInvalidName
 	// ErrNoCodec: T has no built-in encoding; pass WithCodec.
 	ErrNoCodec = codec.ErrNoCodec
+	// ErrNotRaw: in-place access (SendFunc, RecvFunc) needs a raw,
+	// pointer-free T.
+	ErrNotRaw = errors.New("shmchan: in-place access needs a pointer-free type")
 )
+
+// errHandleClosed marks ErrClosed returned because this handle was closed,
+// as opposed to the channel being closed for sending.
+var errHandleClosed = errors.New("handle closed")
