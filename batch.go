@@ -14,18 +14,14 @@ import (
 // published with one index store and at most one wake-up, so a batch costs
 // about what one Send does. It returns how many values were sent: len(vs),
 // or fewer with an error.
-func (c *Chan[T]) SendBatch(ctx context.Context, vs []T) (int, error) {
-	if err := c.enter(); err != nil {
-		return 0, err
-	}
-	defer c.life.RUnlock()
+func (c *Chan[T]) SendBatch(ctx context.Context, vs []T) (sent int, err error) {
 	c.smu.Lock()
 	defer c.smu.Unlock()
+	defer ring.Recover(&err, ring.Protect())
 	s, err := c.sender()
 	if err != nil {
 		return 0, err
 	}
-	sent := 0
 	for sent < len(vs) {
 		k, err := s.ReserveN(ctx, len(vs)-sent)
 		if err != nil {
@@ -55,16 +51,13 @@ func (c *Chan[T]) SendBatch(ctx context.Context, vs []T) (int, error) {
 // values that are already there, with one index store and at most one
 // wake-up. It returns how many it stored in vs. In MPSC mode it returns one
 // value per call (slots there are committed one by one).
-func (c *Chan[T]) RecvBatch(ctx context.Context, vs []T) (int, error) {
+func (c *Chan[T]) RecvBatch(ctx context.Context, vs []T) (n int, err error) {
 	if len(vs) == 0 {
 		return 0, nil
 	}
-	if err := c.enter(); err != nil {
-		return 0, err
-	}
-	defer c.life.RUnlock()
 	c.rmu.Lock()
 	defer c.rmu.Unlock()
+	defer ring.Recover(&err, ring.Protect())
 	r, err := c.receiver()
 	if err != nil {
 		return 0, err
@@ -97,16 +90,13 @@ func (c *Chan[T]) RecvBatch(ctx context.Context, vs []T) (int, error) {
 // blocks while the channel is full. Only raw (pointer-free) types can be
 // accessed in place; other types get ErrNotRaw. If fill panics, nothing is
 // sent.
-func (c *Chan[T]) SendFunc(ctx context.Context, fill func(*T)) error {
+func (c *Chan[T]) SendFunc(ctx context.Context, fill func(*T)) (err error) {
 	if c.raw == nil {
 		return fmt.Errorf("%w: %q holds %s values", ErrNotRaw, c.name, c.hdr.CodecName)
 	}
-	if err := c.enter(); err != nil {
-		return err
-	}
-	defer c.life.RUnlock()
 	c.smu.Lock()
 	defer c.smu.Unlock()
+	defer ring.Recover(&err, ring.Protect())
 	s, err := c.sender()
 	if err != nil {
 		return err
@@ -139,16 +129,13 @@ func (c *Chan[T]) SendFunc(ctx context.Context, fill func(*T)) error {
 // pointer is valid only during the call; the bytes are shared memory, which
 // a buggy or hostile peer could change while read looks at them. It blocks
 // while the channel is empty. Only raw types; others get ErrNotRaw.
-func (c *Chan[T]) RecvFunc(ctx context.Context, read func(*T)) error {
+func (c *Chan[T]) RecvFunc(ctx context.Context, read func(*T)) (err error) {
 	if c.raw == nil {
 		return fmt.Errorf("%w: %q holds %s values", ErrNotRaw, c.name, c.hdr.CodecName)
 	}
-	if err := c.enter(); err != nil {
-		return err
-	}
-	defer c.life.RUnlock()
 	c.rmu.Lock()
 	defer c.rmu.Unlock()
+	defer ring.Recover(&err, ring.Protect())
 	r, err := c.receiver()
 	if err != nil {
 		return err

@@ -42,8 +42,8 @@ type Chan[T any] struct {
 	codec codec.Codec[T]
 	raw   *codec.RawCodec[T] // codec as its concrete type when T is raw: no interface call, no escape
 	bells []*mq.Queue
-	life  sync.RWMutex // held for reading by every call, for writing by Close
-	dead  atomic.Bool  // Close was called
+	life  sync.RWMutex // held for reading by Len and Stats, for writing by Close
+	dead  atomic.Bool  // Close was called; checked under smu, rmu or life
 
 	smu       sync.Mutex // guards snd
 	snd       *ring.Sender
@@ -395,6 +395,9 @@ func self() ring.Identity {
 
 // sender returns the sender side, taking the role on first use. smu held.
 func (c *Chan[T]) sender() (*ring.Sender, error) {
+	if c.dead.Load() {
+		return nil, c.closedErr()
+	}
 	if c.snd != nil {
 		return c.snd, nil
 	}
@@ -423,6 +426,9 @@ func (c *Chan[T]) sender() (*ring.Sender, error) {
 
 // receiver returns the receiver side, taking the role on first use. rmu held.
 func (c *Chan[T]) receiver() (*ring.Receiver, error) {
+	if c.dead.Load() {
+		return nil, c.closedErr()
+	}
 	if c.rcv != nil {
 		return c.rcv, nil
 	}
@@ -442,21 +448,26 @@ func (c *Chan[T]) receiver() (*ring.Receiver, error) {
 	return r, nil
 }
 
-// enter guards a call against a concurrent Close; leave with c.life.RUnlock.
+// enter guards Len and Stats against a concurrent Close; leave with
+// c.life.RUnlock. Sends and receives are guarded by smu and rmu instead.
 func (c *Chan[T]) enter() error {
 	c.life.RLock()
 	if c.dead.Load() {
 		c.life.RUnlock()
-		return fmt.Errorf("shmchan: %q: %w: %w", c.name, errHandleClosed, ErrClosed)
+		return c.closedErr()
 	}
 	return nil
+}
+
+func (c *Chan[T]) closedErr() error {
+	return fmt.Errorf("shmchan: %q: %w: %w", c.name, errHandleClosed, ErrClosed)
 }
 
 func (c *Chan[T]) wrap(err error) error {
 	switch err {
 	case ErrClosed:
 		if c.dead.Load() {
-			return fmt.Errorf("shmchan: %q: %w: %w", c.name, errHandleClosed, ErrClosed)
+			return c.closedErr()
 		}
 		return err
 	case nil, ErrFull, ErrEmpty, context.Canceled, context.DeadlineExceeded:
@@ -471,13 +482,10 @@ func (c *Chan[T]) wrap(err error) error {
 // Send sends v, blocking while the channel is full. It returns ErrClosed
 // after CloseSend, ErrTooLarge if v's encoding does not fit, ctx.Err() if
 // the context ends first.
-func (c *Chan[T]) Send(ctx context.Context, v T) error {
-	if err := c.enter(); err != nil {
-		return err
-	}
-	defer c.life.RUnlock()
+func (c *Chan[T]) Send(ctx context.Context, v T) (err error) {
 	c.smu.Lock()
 	defer c.smu.Unlock()
+	defer ring.Recover(&err, ring.Protect())
 	s, err := c.sender()
 	if err != nil {
 		return err
@@ -490,13 +498,10 @@ func (c *Chan[T]) Send(ctx context.Context, v T) error {
 }
 
 // TrySend sends v if a slot is free now, else returns ErrFull.
-func (c *Chan[T]) TrySend(v T) error {
-	if err := c.enter(); err != nil {
-		return err
-	}
-	defer c.life.RUnlock()
+func (c *Chan[T]) TrySend(v T) (err error) {
 	c.smu.Lock()
 	defer c.smu.Unlock()
+	defer ring.Recover(&err, ring.Protect())
 	s, err := c.sender()
 	if err != nil {
 		return err
@@ -526,14 +531,10 @@ func (c *Chan[T]) commit(s *ring.Sender, buf []byte, v *T) error {
 
 // Recv receives a value, blocking while the channel is empty. Once the
 // channel is closed (CloseSend) and drained it returns ErrClosed.
-func (c *Chan[T]) Recv(ctx context.Context) (T, error) {
-	var v T
-	if err := c.enter(); err != nil {
-		return v, err
-	}
-	defer c.life.RUnlock()
+func (c *Chan[T]) Recv(ctx context.Context) (v T, err error) {
 	c.rmu.Lock()
 	defer c.rmu.Unlock()
+	defer ring.Recover(&err, ring.Protect())
 	r, err := c.receiver()
 	if err != nil {
 		return v, err
@@ -547,14 +548,10 @@ func (c *Chan[T]) Recv(ctx context.Context) (T, error) {
 
 // TryRecv receives a value if one is there now, else returns ErrEmpty (or
 // ErrClosed once the channel is closed and drained).
-func (c *Chan[T]) TryRecv() (T, error) {
-	var v T
-	if err := c.enter(); err != nil {
-		return v, err
-	}
-	defer c.life.RUnlock()
+func (c *Chan[T]) TryRecv() (v T, err error) {
 	c.rmu.Lock()
 	defer c.rmu.Unlock()
+	defer ring.Recover(&err, ring.Protect())
 	r, err := c.receiver()
 	if err != nil {
 		return v, err
@@ -599,13 +596,10 @@ func (c *Chan[T]) consume(r *ring.Receiver, b []byte, v *T) error {
 // get ErrClosed, and receivers get the values sent before, then ErrClosed.
 // In SPSC the handle must be (or become) the sender; in MPSC any sender
 // may close, and the channel is closed for all of them.
-func (c *Chan[T]) CloseSend() error {
-	if err := c.enter(); err != nil {
-		return err
-	}
-	defer c.life.RUnlock()
+func (c *Chan[T]) CloseSend() (err error) {
 	c.smu.Lock()
 	defer c.smu.Unlock()
+	defer ring.Recover(&err, ring.Protect())
 	s, err := c.sender()
 	if err != nil {
 		return err
@@ -615,21 +609,33 @@ func (c *Chan[T]) CloseSend() error {
 
 // Close detaches this handle: it gives up its roles and unmaps the region.
 // The region itself stays until Unlink. Calls after Close return ErrClosed.
-func (c *Chan[T]) Close() error {
+func (c *Chan[T]) Close() (err error) {
 	if c.dead.Swap(true) {
-		return fmt.Errorf("shmchan: %q: %w: %w", c.name, errHandleClosed, ErrClosed)
+		return c.closedErr()
 	}
-	c.ring.Shutdown() // wake this handle's sleeping calls; they see ErrClosed
-	c.life.Lock()     // wait for calls in progress to leave
+	// Wake this handle's sleeping calls (they return ErrClosed), then wait
+	// for every call in progress to leave before unmapping.
+	func() {
+		defer ring.Recover(&err, ring.Protect())
+		c.ring.Shutdown()
+	}()
+	c.smu.Lock()
+	defer c.smu.Unlock()
+	c.rmu.Lock()
+	defer c.rmu.Unlock()
+	c.life.Lock()
 	defer c.life.Unlock()
-	if c.snd != nil {
-		c.snd.Detach()
-	}
-	if c.rcv != nil {
-		c.rcv.Detach()
-	}
+	func() {
+		defer ring.Recover(&err, ring.Protect())
+		if c.snd != nil {
+			c.snd.Detach()
+		}
+		if c.rcv != nil {
+			c.rcv.Detach()
+		}
+	}()
 	closeBells(c.bells)
-	return c.obj.Close() // closing the descriptor drops the role locks
+	return errors.Join(err, c.obj.Close()) // closing the descriptor drops the role locks
 }
 
 // Len returns the number of values queued now, like len(ch). In MPSC it
@@ -639,6 +645,8 @@ func (c *Chan[T]) Len() int {
 		return 0
 	}
 	defer c.life.RUnlock()
+	var err error
+	defer ring.Recover(&err, ring.Protect())
 	return c.ring.Len()
 }
 
@@ -654,6 +662,8 @@ func (c *Chan[T]) Stats() Stats {
 		return Stats{}
 	}
 	defer c.life.RUnlock()
+	var err error
+	defer ring.Recover(&err, ring.Protect())
 	return c.ring.Stats()
 }
 

@@ -296,7 +296,7 @@ func (r *Ring) block(ctx context.Context, s *side, mark *uint32, check func() (r
 		// the futex word and wakes every sleeper on it; each re-checks its
 		// own context. Shutdown does the same for this handle's sleepers.
 		if done != nil {
-			stop := context.AfterFunc(ctx, func() { r.ring(s, nil) })
+			stop := context.AfterFunc(ctx, func() { protected(func() { r.ring(s, nil) }) })
 			defer stop()
 		}
 	case layout.WaitMQ:
