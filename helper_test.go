@@ -169,8 +169,16 @@ func runHelper(mode string) int {
 		}
 		return 0
 	}
+	if f, ok := extraHelpers[mode]; ok {
+		return f(args)
+	}
 	return fail(fmt.Errorf("unknown helper mode"))
 }
+
+// extraHelpers holds helper modes defined by other test files (in their
+// init functions), keyed by mode; each gets the helper's arguments and
+// returns its exit code.
+var extraHelpers = map[string]func(args []string) int{}
 
 func sink[T any](name string, n uint64) error {
 	c, err := Open[T](name)
