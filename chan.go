@@ -18,12 +18,10 @@ import (
 	"github.com/shmchan/shmchan/shm"
 )
 
-// RoleLockBase is the byte offset of role entry 0's lock: a Linux
-// open-file-description lock on the region's descriptor at
-// RoleLockBase+i holds role entry i (0: receiver, 1..: senders). The kernel
-// drops it when the holder's last descriptor closes, at exit or crash, so
-// a role held by a dead process is free, and pid reuse cannot fool it.
-const RoleLockBase = 1 << 40
+// RoleLockBase is layout.RoleLockBase: role entry i (0: receiver, 1..:
+// senders) is held by an open-file-description lock at RoleLockBase+i on the
+// region's descriptor, which the kernel drops when the holder dies.
+const RoleLockBase = layout.RoleLockBase
 
 // readyWait is how long an opener waits for a region's creator to finish.
 const readyWait = time.Second
@@ -138,6 +136,9 @@ func wanted[T any](o options, c codec.Codec[T]) (layout.Header, error) {
 		CreatorPID:  uint32(os.Getpid()),
 		CreatorUID:  uint32(os.Geteuid()),
 		Created:     time.Now().UnixNano(),
+	}
+	if n := len(c.Name()); n == 0 || n > layout.CodecNameLen {
+		return h, fmt.Errorf("shmchan: codec name %q: want 1 to %d bytes", c.Name(), layout.CodecNameLen)
 	}
 	if o.wait < WaitFutex || o.wait > WaitSpin {
 		return h, fmt.Errorf("shmchan: unknown wait mode %d", o.wait)

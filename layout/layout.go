@@ -93,6 +93,15 @@ const (
 	RoleTakeovers = 48 // uint64 times the entry was taken over from a dead holder
 )
 
+// RoleLockBase is the byte offset of role entry 0's lock: a Linux
+// open-file-description lock (F_OFD_SETLK, write, 1 byte) on the region's
+// descriptor at RoleLockBase+i holds role entry i (0: receiver, 1..:
+// senders). The kernel drops it when the holder's last descriptor closes, at
+// exit or crash, so a role whose holder died is free, and pid reuse cannot
+// fool it. The offset is far past any region's end (MaxTotalSize), so the
+// locks never cover region bytes.
+const RoleLockBase = 1 << 40
+
 // Role entry flags.
 const (
 	RoleSleeping = 1 << 0 // the holder counted itself in SendWaiters
