@@ -702,3 +702,31 @@ func TestHelpAndUsage(t *testing.T) {
 		t.Errorf("stat of an invalid name: exit %d, %q", code, errOut)
 	}
 }
+
+// A region cut short under the tool's mapping makes the next read fault;
+// the fault must come back as an error, not kill the tool. (The binary
+// checks the size before reading, so this drives the code in-process to
+// reach the fault itself.)
+func TestTruncatedUnderMapping(t *testing.T) {
+	name := newName(t)
+	quietRegion(t, name)
+	h, err := openHandle(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.close()
+	if err := os.Truncate("/dev/shm/"+name, 0); err != nil {
+		t.Fatal(err)
+	}
+	r := &region{}
+	if err := r.read(h); err != nil {
+		t.Fatal(err)
+	}
+	if r.Valid || !errors.Is(r.err, shmchan.ErrCorrupt) || !strings.Contains(r.err.Error(), "memory fault") {
+		t.Errorf("read of a truncated mapping: valid %v, err %v", r.Valid, r.err)
+	}
+	w := &watcher{h: h}
+	if _, err := w.sample(); err == nil || !strings.Contains(err.Error(), "truncated") {
+		t.Errorf("watch sample of a truncated mapping: %v", err)
+	}
+}
