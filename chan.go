@@ -121,6 +121,9 @@ func codecFor[T any](o options) (codec.Codec[T], error) {
 		var zero T
 		return nil, fmt.Errorf("%w: WithCodec got %T, the channel's type is %T", ErrTypeMismatch, o.codec, zero)
 	}
+	if err := codec.Check(c); err != nil { // e.g. gob of a type it cannot check safely
+		return nil, err
+	}
 	return c, nil
 }
 

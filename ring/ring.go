@@ -53,9 +53,10 @@ type Config struct {
 // side is one direction's sleeping state in the region.
 type side struct {
 	seq     *uint32 // futex word the sleepers wait on; any waker bumps it
-	waiting *uint32 // number of sleepers that may be asleep (the receiver: 0 or 1)
+	waiting *uint32 // single: 0, or 1 + the seq the sleeper sleeps on; else: number of sleepers that may be asleep
 	sleeps  *uint64 // statistics: how often a sleeper went to sleep
 	bell    Doorbell
+	single  bool // one sleeper at most (the receiver's side)
 }
 
 // Ring is one handle's view of the ring inside a mapped region. The methods
@@ -119,6 +120,7 @@ func New(mem []byte, h layout.Header, cfg Config) (*Ring, error) {
 			waiting: word32(mem, layout.OffRecvWaiting),
 			sleeps:  word64(mem, layout.OffRecvSleeps),
 			bell:    cfg.RecvBell,
+			single:  true,
 		},
 		send: side{
 			seq:     word32(mem, layout.OffSendSeq),
@@ -180,8 +182,8 @@ type Stats struct {
 	ReceiverWakes uint64 // wake-ups the receiver issued to sleeping senders
 	RecvSleeps    uint64 // times the receiver slept
 	SendSleeps    uint64 // times a sender slept
-	RecvWaiting   uint32
-	SendWaiters   uint32
+	RecvWaiting   uint32 // 1 while the receiver may be asleep
+	SendWaiters   uint32 // senders that may be asleep
 }
 
 // Stats returns the counters.
@@ -196,7 +198,7 @@ func (r *Ring) Stats() Stats {
 		ReceiverWakes: atomic.LoadUint64(r.receiverWakes),
 		RecvSleeps:    atomic.LoadUint64(r.recv.sleeps),
 		SendSleeps:    atomic.LoadUint64(r.send.sleeps),
-		RecvWaiting:   atomic.LoadUint32(r.recv.waiting),
+		RecvWaiting:   min(atomic.LoadUint32(r.recv.waiting), 1),
 		SendWaiters:   atomic.LoadUint32(r.send.waiting),
 	}
 }
@@ -210,9 +212,19 @@ func (r *Ring) slot(pos uint64) []byte {
 // wakeReceiver is called by a sender after it published. The fast path is
 // one plain load of a word that stays in the sender's cache while the
 // receiver is awake: no system call, no write to shared memory.
+//
+// The receiver's waiting word holds 1 + the futex value it sleeps on, and
+// only the waker whose CAS moves seq off that value makes the system call:
+// while a woken receiver is on its way back, later sends see seq already
+// moved and skip the wake, instead of each paying a FUTEX_WAKE. No wake is
+// lost by skipping: the sleeper's FUTEX_WAIT compares against the old value,
+// which is gone, and a receiver that sleeps again stores a new value first
+// (see block).
 func (r *Ring) wakeReceiver() {
-	if atomic.LoadUint32(r.recv.waiting) != 0 {
-		r.ring(&r.recv, r.senderWakes)
+	if w := atomic.LoadUint32(r.recv.waiting); w != 0 {
+		if atomic.CompareAndSwapUint32(r.recv.seq, w-1, w) {
+			r.notify(&r.recv, r.senderWakes)
+		}
 	}
 }
 
@@ -227,6 +239,12 @@ func (r *Ring) wakeSenders() {
 // that a sleeper that loaded the old value but has not yet entered
 // FUTEX_WAIT gets EAGAIN instead of sleeping through the wake.
 func (r *Ring) ring(s *side, wakes *uint64) {
+	atomic.AddUint32(s.seq, 1)
+	r.notify(s, wakes)
+}
+
+// notify wakes the sleepers of s, whose seq the caller has just moved.
+func (r *Ring) notify(s *side, wakes *uint64) {
 	if wakes != nil {
 		atomic.AddUint64(wakes, 1)
 	}
@@ -234,7 +252,6 @@ func (r *Ring) ring(s *side, wakes *uint64) {
 		s.bell.Ring()
 		return
 	}
-	atomic.AddUint32(s.seq, 1)
 	futex.Wake(s.seq, math.MaxInt32) //nolint:errcheck // a failed wake is retried by the sleeper's own re-check
 }
 
@@ -310,7 +327,15 @@ func (r *Ring) block(ctx context.Context, s *side, mark *uint32, check func() (r
 	barrier, mustPoll := sleeperBarrier()
 	for {
 		seq := atomic.LoadUint32(s.seq)
-		atomic.AddUint32(s.waiting, 1)
+		if s.single {
+			if seq == math.MaxUint32 { // 1+seq must not be 0, "nobody waits"
+				atomic.CompareAndSwapUint32(s.seq, seq, 0)
+				continue
+			}
+			atomic.StoreUint32(s.waiting, seq+1)
+		} else {
+			atomic.AddUint32(s.waiting, 1)
+		}
 		if mark != nil {
 			atomic.StoreUint32(mark, layout.RoleSleeping)
 		}
@@ -351,6 +376,10 @@ func (r *Ring) block(ctx context.Context, s *side, mark *uint32, check func() (r
 func leave(s *side, mark *uint32) {
 	if mark != nil {
 		atomic.StoreUint32(mark, 0)
+	}
+	if s.single {
+		atomic.StoreUint32(s.waiting, 0)
+		return
 	}
 	atomic.AddUint32(s.waiting, ^uint32(0))
 }

@@ -190,6 +190,11 @@ func (s *Sender) ReserveN(ctx context.Context, max int) (int, error) {
 		}
 		return notReady, err
 	})
+	if err == ErrClosed && s.r.wait == layout.WaitMQ && atomic.LoadUint32(s.r.send.waiting) != 0 {
+		// A doorbell token wakes one sleeper, not all: pass the close on
+		// to the next sender still asleep.
+		s.r.ring(&s.r.send, nil)
+	}
 	return n, err
 }
 
@@ -255,6 +260,11 @@ func (s *Sender) Close() error {
 	}
 	s.closed = true
 	s.r.wakeReceiver()
+	// Senders asleep on a full ring must learn of the close too: their
+	// next check sees the closed bit and returns ErrClosed.
+	if atomic.LoadUint32(s.r.send.waiting) != 0 {
+		s.r.ring(&s.r.send, nil)
+	}
 	return nil
 }
 

@@ -1,0 +1,380 @@
+package ring
+
+// Fuzz targets for ring state written by a hostile peer: the fuzzer supplies
+// the mutable part of a region (indices, wait words, role entries, slots)
+// under a valid header, and a list of operations, some of which scribble
+// on the region again between calls. A Receiver and Senders work through the
+// operations; they must never panic or loop forever, and every error they
+// return must be one of the ring's own.
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"testing"
+	"time"
+
+	"github.com/shmchan/shmchan/layout"
+)
+
+// errFuzzAlive is what a failing Config.Alive returns; the receiver may pass
+// it on.
+var errFuzzAlive = errors.New("fuzz: liveness check failed")
+
+// fuzzGeometry decodes the parameter byte: the capacity, the largest
+// payload, the number of sender entries (MPSC) and how Alive behaves.
+func fuzzGeometry(mode uint32, params uint8) (capacity uint64, maxMsg, producers uint32, alive uint8) {
+	capacity = 1 << (params & 3)
+	maxMsg = [4]uint32{1, 8, 16, 40}[params>>2&3]
+	producers = 1
+	if mode == layout.ModeMPSC {
+		producers = 1 + uint32(params>>4&3)
+	}
+	return capacity, maxMsg, producers, params >> 6
+}
+
+// fuzzAlive returns the Config.Alive of kind k: nil (everyone is alive and
+// never asked), all alive, all dead, or dead/alive/failing by entry.
+func fuzzAlive(k uint8) func(int) (bool, error) {
+	switch k {
+	case 1:
+		return func(int) (bool, error) { return true, nil }
+	case 2:
+		return func(int) (bool, error) { return false, nil }
+	case 3:
+		return func(i int) (bool, error) {
+			switch i % 3 {
+			case 0:
+				return true, nil
+			case 1:
+				return false, nil
+			}
+			return false, errFuzzAlive
+		}
+	}
+	return nil
+}
+
+// Operations. Each takes its arguments from the bytes that follow it.
+const (
+	opPeek       = iota // TryPeek, then Release
+	opPeekN             // [max] TryPeekN, Item each, ReleaseN
+	opPeekBlock         // Peek with a cancelled context
+	opPeekHold          // TryPeek without Release, then Release later by opPeek
+	opReserve           // [len] TryReserve, fill, Commit
+	opReserveN          // [max, keep] TryReserveN, fill, SetLen, CommitN(keep)
+	opAbort             // TryReserve, Abort
+	opReserveBlk        // Reserve with a cancelled context, then Abort
+	opClose             // Sender.Close
+	opPoke32            // [off lo, off hi, 4 bytes] a peer writes a word
+	opPoke64            // [which, 8 bytes] a peer writes the tail or the head
+	opPokeSlot          // [pos, field, 4 bytes] a peer writes a slot's seq or len
+	opSender            // [entry] take (over) a sender entry
+	opReceiver          // take over the receiver role
+	opLenStats          // Len and Stats
+	opCount
+)
+
+// fuzzRing is the body shared by both targets.
+func fuzzRing(t *testing.T, mode uint32, params uint8, image, ops []byte) {
+	capacity, maxMsg, producers, aliveKind := fuzzGeometry(mode, params)
+	mem, h := region(t, mode, layout.WaitFutex, capacity, maxMsg, producers)
+	copy(mem[layout.OffReady:], image)
+	r, err := New(mem, h, Config{Spin: -1, StuckCheck: time.Nanosecond, Alive: fuzzAlive(aliveKind)})
+	if err != nil {
+		t.Fatalf("New on a valid header: %v", err)
+	}
+	// An input that makes a call loop forever stops here with every
+	// goroutine's stack, so the culprit is plain.
+	hang := time.AfterFunc(20*time.Second, func() {
+		debug.SetTraceback("all")
+		panic(fmt.Sprintf("fuzz input hung (params %#x, %d image bytes, ops %x)", params, len(image), ops))
+	})
+	defer hang.Stop()
+
+	check := func(what string, err error, allowed ...error) {
+		t.Helper()
+		if err == nil {
+			return
+		}
+		for _, a := range append(allowed, ErrCorrupt) {
+			if errors.Is(err, a) {
+				return
+			}
+		}
+		t.Fatalf("%s: unexpected error %v", what, err)
+	}
+	cancelled, cancel := context.WithCancel(context.Background())
+	cancel()
+
+	recv, err := r.NewReceiver(Identity{PID: 1})
+	check("NewReceiver", err)
+	senders := make([]*Sender, producers+1)
+	sender := 0 // entry of the current sender, 0 if none
+	take := func(i int) {
+		s, err := r.NewSender(i, Identity{PID: uint32(100 + i)})
+		check("NewSender", err)
+		senders[i] = s
+		if s != nil {
+			sender = i
+		}
+	}
+	take(1)
+	peeked := false // a TryPeek is waiting for its Release
+
+	arg := func(i *int) byte {
+		*i++
+		if *i < len(ops) {
+			return ops[*i]
+		}
+		return 0
+	}
+	fill := func(b []byte, seed byte) {
+		for i := range b {
+			b[i] = seed + byte(i)
+		}
+	}
+	const maxOps = 200
+	for i, n := 0, 0; i < len(ops) && n < maxOps; i, n = i+1, n+1 {
+		s := senders[sender]
+		switch ops[i] % opCount {
+		case opPeek, opPeekHold:
+			if recv == nil {
+				break
+			}
+			if peeked {
+				recv.Release()
+				peeked = false
+				break
+			}
+			b, err := recv.TryPeek()
+			check("TryPeek", err, ErrEmpty, ErrClosed, errFuzzAlive)
+			if err == nil {
+				if uint64(len(b)) > uint64(maxMsg) {
+					t.Fatalf("TryPeek returned %d bytes, the maximum is %d", len(b), maxMsg)
+				}
+				if ops[i]%opCount == opPeekHold {
+					peeked = true
+				} else {
+					recv.Release()
+				}
+			}
+		case opPeekN:
+			max := int(arg(&i)%9) + 1
+			if recv == nil || peeked {
+				break
+			}
+			k, err := recv.TryPeekN(max)
+			check("TryPeekN", err, ErrEmpty, ErrClosed, errFuzzAlive)
+			if err != nil {
+				break
+			}
+			if k < 1 || k > max || uint64(k) > capacity {
+				t.Fatalf("TryPeekN(%d) = %d with %d slots", max, k, capacity)
+			}
+			release := k
+			for j := 0; j < k; j++ {
+				b, err := recv.Item(j)
+				check("Item", err)
+				if err != nil {
+					release = j + 1
+					break
+				}
+				if uint64(len(b)) > uint64(maxMsg) {
+					t.Fatalf("Item(%d) returned %d bytes, the maximum is %d", j, len(b), maxMsg)
+				}
+			}
+			recv.ReleaseN(release)
+		case opPeekBlock:
+			if recv == nil || peeked {
+				break
+			}
+			b, err := recv.Peek(cancelled)
+			check("Peek", err, ErrClosed, context.Canceled, errFuzzAlive)
+			if err == nil {
+				if uint64(len(b)) > uint64(maxMsg) {
+					t.Fatalf("Peek returned %d bytes, the maximum is %d", len(b), maxMsg)
+				}
+				recv.Release()
+			}
+		case opReserve:
+			n := int(arg(&i)) % (int(maxMsg) + 1)
+			if s == nil {
+				break
+			}
+			b, err := s.TryReserve()
+			check("TryReserve", err, ErrFull, ErrClosed)
+			if err == nil {
+				if uint64(len(b)) != uint64(maxMsg) {
+					t.Fatalf("TryReserve gave %d bytes, the maximum is %d", len(b), maxMsg)
+				}
+				fill(b[:n], byte(n))
+				s.Commit(n)
+			}
+		case opReserveN:
+			max, keep := int(arg(&i)%9)+1, int(arg(&i))
+			if s == nil {
+				break
+			}
+			k, err := s.TryReserveN(max)
+			check("TryReserveN", err, ErrFull, ErrClosed)
+			if err != nil {
+				break
+			}
+			if k < 1 || k > max || uint64(k) > capacity {
+				t.Fatalf("TryReserveN(%d) = %d with %d slots", max, k, capacity)
+			}
+			keep %= k + 1
+			for j := 0; j < k; j++ {
+				n := (j + keep) % (int(maxMsg) + 1)
+				fill(s.Slot(j)[:n], byte(j))
+				s.SetLen(j, n)
+			}
+			s.CommitN(keep)
+		case opAbort:
+			if s == nil {
+				break
+			}
+			_, err := s.TryReserve()
+			check("TryReserve", err, ErrFull, ErrClosed)
+			if err == nil {
+				s.Abort()
+			}
+		case opReserveBlk:
+			if s == nil {
+				break
+			}
+			_, err := s.Reserve(cancelled)
+			check("Reserve", err, ErrClosed, context.Canceled)
+			if err == nil {
+				s.Abort()
+			}
+		case opClose:
+			if s != nil {
+				check("Close", s.Close())
+			}
+		case opPoke32:
+			off := int(arg(&i)) | int(arg(&i))<<8
+			v := uint32(arg(&i)) | uint32(arg(&i))<<8 | uint32(arg(&i))<<16 | uint32(arg(&i))<<24
+			span := len(mem) - layout.OffReady
+			off = layout.OffReady + (off%span)&^3
+			if off+4 <= len(mem) {
+				binary.LittleEndian.PutUint32(mem[off:], v)
+			}
+		case opPoke64:
+			which := arg(&i)
+			var v uint64
+			for j := 0; j < 8; j++ {
+				v |= uint64(arg(&i)) << (8 * j)
+			}
+			off := layout.OffTail
+			if which&1 != 0 {
+				off = layout.OffHead
+			}
+			if which&2 != 0 { // near the current value: plausible, not absurd
+				cur := binary.LittleEndian.Uint64(mem[off:])
+				v = cur + uint64(int64(int8(v)))
+			}
+			binary.LittleEndian.PutUint64(mem[off:], v)
+		case opPokeSlot:
+			pos, field := uint64(arg(&i)), arg(&i)
+			v := uint32(arg(&i)) | uint32(arg(&i))<<8 | uint32(arg(&i))<<16 | uint32(arg(&i))<<24
+			off := int(h.DataOffset) + int(pos%capacity)*int(h.SlotSize)
+			switch field % 4 {
+			case 0:
+				off += layout.SlotSeq
+			case 1:
+				off += layout.SlotLen
+			case 2: // a plausible sequence: pos+1 for some nearby pos
+				off += layout.SlotSeq
+				v = uint32(pos) + 1
+			case 3: // the skip marker
+				off += layout.SlotLen
+				v = layout.SlotSkip
+			}
+			binary.LittleEndian.PutUint32(mem[off:], v)
+		case opSender:
+			e := int(arg(&i))%int(producers) + 1
+			take(e) // as if the entry's previous holder had died
+		case opReceiver:
+			if peeked {
+				recv.Release()
+				peeked = false
+			}
+			recv, err = r.NewReceiver(Identity{PID: 2})
+			check("NewReceiver", err)
+		case opLenStats:
+			if l := r.Len(); l < 0 || l > r.Cap() {
+				t.Fatalf("Len() = %d with %d slots", l, r.Cap())
+			}
+			r.Stats()
+			r.Closed()
+		}
+	}
+	if peeked {
+		recv.Release()
+	}
+	if l := r.Len(); l < 0 || l > r.Cap() {
+		t.Fatalf("Len() = %d with %d slots", l, r.Cap())
+	}
+}
+
+// fuzzSeeds adds inputs that start from states worth mutating: an empty
+// region, one a normal run left behind, and classic lies.
+func fuzzSeeds(f *testing.F, mode uint32) {
+	tail := layout.OffTail - layout.OffReady
+	head := layout.OffHead - layout.OffReady
+	basic := []byte{opReserve, 8, opReserve, 3, opPeek, opPeekN, 4, opReserveN, 5, 2, opPeekBlock, opLenStats,
+		opAbort, opPeek, opReserveBlk, opClose, opPeek, opPeek, opPeekN, 9, opPeekBlock}
+	for _, params := range []uint8{0x00, 0x0a, 0x1e, 0x37, 0x6b, 0xbf, 0xf6} {
+		f.Add(params, []byte{}, basic)
+		// The state a normal run leaves: run the basic operations on a fresh
+		// region and keep its mutable part.
+		capacity, maxMsg, producers, _ := fuzzGeometry(mode, params)
+		mem, h := region(f, mode, layout.WaitFutex, capacity, maxMsg, producers)
+		r, _ := New(mem, h, Config{})
+		c, _ := r.NewReceiver(Identity{PID: 1})
+		s, _ := r.NewSender(1, Identity{PID: 2})
+		for i := 0; i < int(capacity)+3; i++ {
+			if b, err := s.TryReserve(); err == nil {
+				b[0] = byte(i)
+				s.Commit(1)
+			}
+			if i%3 == 0 {
+				if _, err := c.TryPeek(); err == nil {
+					c.Release()
+				}
+			}
+		}
+		if mode == layout.ModeMPSC {
+			s.TryReserve() // a claim never committed
+		}
+		live := append([]byte{}, mem[layout.OffReady:]...)
+		f.Add(params, live, []byte{opPeek, opPeek, opReserve, 1, opPeekN, 9, opSender, 1, opPeekBlock, opPeek, opReserveN, 9, 9})
+		// Lies: tail far ahead, head past tail, garbage lengths and seqs.
+		lie := append([]byte{}, live...)
+		binary.LittleEndian.PutUint64(lie[tail:], 1<<40)
+		f.Add(params, lie, []byte{opPeek, opReserve, 2, opReceiver, opSender, 0, opLenStats})
+		lie = append([]byte{}, live...)
+		binary.LittleEndian.PutUint64(lie[head:], binary.LittleEndian.Uint64(lie[tail:])+3)
+		f.Add(params, lie, []byte{opReserve, 2, opReserve, 2, opReserve, 2, opPeek, opReceiver, opPeek})
+		f.Add(params, live, []byte{opPokeSlot, 0, 1, 0xff, 0xff, 0xff, 0xff, opPeek, opPokeSlot, 1, 2, 0, 0, 0, 0, opPeek,
+			opPoke64, 2, 5, 0, 0, 0, 0, 0, 0, 0, opPeekN, 9, opPoke64, 3, 0xfe, 0, 0, 0, 0, 0, 0, 0, opReserveN, 9, 9})
+	}
+}
+
+func FuzzRingSPSC(f *testing.F) {
+	fuzzSeeds(f, layout.ModeSPSC)
+	f.Fuzz(func(t *testing.T, params uint8, image, ops []byte) {
+		fuzzRing(t, layout.ModeSPSC, params, image, ops)
+	})
+}
+
+func FuzzRingMPSC(f *testing.F) {
+	fuzzSeeds(f, layout.ModeMPSC)
+	f.Fuzz(func(t *testing.T, params uint8, image, ops []byte) {
+		fuzzRing(t, layout.ModeMPSC, params, image, ops)
+	})
+}
