@@ -162,26 +162,30 @@ func waitFor(t *testing.T, cond func() bool, what string) {
 // TestCloseSendDrain: values sent before CloseSend are all received, then
 // Recv and TryRecv return ErrClosed, and a send returns ErrClosed.
 func TestCloseSendDrain(t *testing.T) {
-	name := testName(t)
-	c, err := Create[rec](name, WithCapacity(2048))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	h := spawn(t, "send", name, "futex", 0, 1000, 1)
-	if err := h.wait(); err != nil {
-		t.Fatal(err)
-	}
-	recvAll(t, c, 0, 1000)
-	if _, err := c.Recv(context.Background()); !errors.Is(err, ErrClosed) {
-		t.Fatalf("Recv: %v", err)
-	}
-	if _, err := c.TryRecv(); !errors.Is(err, ErrClosed) {
-		t.Fatalf("TryRecv: %v", err)
-	}
-	// The closed channel refuses sends, from a new sender too.
-	if err := c.TrySend(mkrec(1)); !errors.Is(err, ErrClosed) {
-		t.Fatalf("TrySend after close: %v", err)
+	for _, wait := range crossWaits {
+		t.Run(wait, func(t *testing.T) {
+			name := testName(t)
+			c, err := Create[rec](name, waitOpt(wait), WithCapacity(2048))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			h := spawn(t, "send", name, wait, 0, 1000, 1)
+			if err := h.wait(); err != nil {
+				t.Fatal(err)
+			}
+			recvAll(t, c, 0, 1000)
+			if _, err := c.Recv(context.Background()); !errors.Is(err, ErrClosed) {
+				t.Fatalf("Recv: %v", err)
+			}
+			if _, err := c.TryRecv(); !errors.Is(err, ErrClosed) {
+				t.Fatalf("TryRecv: %v", err)
+			}
+			// The closed channel refuses sends, from a new sender too.
+			if err := c.TrySend(mkrec(1)); !errors.Is(err, ErrClosed) {
+				t.Fatalf("TrySend after close: %v", err)
+			}
+		})
 	}
 }
 
