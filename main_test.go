@@ -3,7 +3,9 @@ package shmchan
 import (
 	"fmt"
 	"os"
+	"runtime"
 	"strings"
+	"time"
 	"sync/atomic"
 	"testing"
 )
@@ -31,8 +33,23 @@ func TestMain(m *testing.M) {
 		w.Close()
 	}
 	fds := countFDs()
+	goroutines := runtime.NumGoroutine()
 	code := m.Run()
 	if code == 0 {
+		// Goroutines of finished tests (helper readers, wake-up callbacks)
+		// may take a moment to exit.
+		for deadline := time.Now().Add(5 * time.Second); runtime.NumGoroutine() > goroutines && time.Now().Before(deadline); {
+			time.Sleep(10 * time.Millisecond)
+		}
+		if n := runtime.NumGoroutine(); n > goroutines {
+			buf := make([]byte, 1<<20)
+			fmt.Fprintf(os.Stderr, "leaked %d goroutines:\n%s\n", n-goroutines, buf[:runtime.Stack(buf, true)])
+			code = 1
+		}
+		if n := shmMappings(); n > 0 {
+			fmt.Fprintf(os.Stderr, "%d mappings of /dev/shm objects left\n", n)
+			code = 1
+		}
 		if n := countFDs(); n > fds {
 			fmt.Fprintf(os.Stderr, "leaked %d file descriptors\n", n-fds)
 			code = 1
@@ -43,6 +60,12 @@ func TestMain(m *testing.M) {
 		}
 	}
 	os.Exit(code)
+}
+
+// shmMappings counts this process's mappings of /dev/shm objects.
+func shmMappings() int {
+	b, _ := os.ReadFile("/proc/self/maps")
+	return strings.Count(string(b), " /dev/shm/")
 }
 
 func countFDs() int {

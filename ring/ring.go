@@ -18,6 +18,12 @@ import (
 // "sleep convoys", where each side keeps finding the other asleep.
 const DefaultSpin = 50 * time.Microsecond
 
+// MaxSleep bounds one sleep of a blocked call; it then re-checks the ring
+// (and goes back to sleep). An idle side so wakes a few times a second,
+// which costs nothing measurable, and a wake-up that can never arrive (see
+// block) costs at most this much.
+const MaxSleep = 200 * time.Millisecond
+
 // DefaultStuckCheck is how long an MPSC receiver waits on a claimed but
 // uncommitted slot before it checks whether the slot's writer is alive.
 const DefaultStuckCheck = 10 * time.Millisecond
@@ -356,12 +362,20 @@ func (r *Ring) block(ctx context.Context, s *side, mark *uint32, check func() (r
 			leave(s, mark)
 			return err
 		}
-		timeout := time.Duration(-1)
+		// Sleeps are bounded. A wake-up may never come: a peer that
+		// truncated the region makes the futex word unreachable for every
+		// waker (FUTEX_WAKE faults), including our own context callback;
+		// the next re-check then faults here and the call reports
+		// ErrCorrupt instead of sleeping forever.
+		timeout := MaxSleep
 		if st == stuck {
-			timeout = r.stuck
+			timeout = min(timeout, r.stuck)
 		}
-		if mustPoll && (timeout < 0 || timeout > time.Millisecond) {
-			timeout = time.Millisecond
+		if mustPoll {
+			timeout = min(timeout, time.Millisecond)
+		}
+		if d, ok := ctx.Deadline(); ok {
+			timeout = max(min(timeout, time.Until(d)), 0)
 		}
 		atomic.AddUint64(s.sleeps, 1)
 		if r.wait == layout.WaitMQ {
