@@ -12,11 +12,16 @@ package main
 //     the peer, waits for its "ready", removes the names at once (the peer
 //     has them open), says "go", and measures. Pipes, sockets and memfds
 //     reach the peer as inherited descriptors (ExtraFiles) and have no name.
-//   - Throughput: the peer sends a warm-up (two ring-fulls), then values for
-//     a fixed time, then closes; the parent receives and checks every value
-//     (bench_value.go) and times from the end of the warm-up to the close.
+//   - Throughput: the peer sends a warm-up (two ring-fulls, or half the
+//     time budget if that is shorter), then values for the time budget, then
+//     closes; the parent receives and checks every value (bench_value.go)
+//     and times from the end of the warm-up to the close. Timers raise
+//     flags for the loops, so a slow transport cannot overrun its budget.
 //     Latency: the parent sends a 16-byte value and waits for the peer's
-//     echo, timing each round trip.
+//     echo, timing each round trip, up to a number of them or a time.
+//   - The shmchan rows also report the channel's wake-ups and sleeps per
+//     value (its Stats, both processes) and the receiving process's heap
+//     allocations per value (runtime.MemStats), over the timed part.
 //   - Every row runs once per repetition, rows interleaved round-robin, so
 //     the machine's noise spreads over all of them; the tables show the
 //     median with min..max.
@@ -50,7 +55,8 @@ import (
 	"github.com/shmchan/shmchan/mq"
 )
 
-const benchUsage = `usage: shmchan bench [-quick] [-runs N] [-time D] [-sizes LIST] [-only REGEXP] [-json FILE] [-chart FILE.svg]
+const benchUsage = `usage: shmchan bench [-quick] [-runs N] [-time D] [-samples N] [-sizes LIST] [-only REGEXP]
+                     [-json FILE] [-chart FILE.svg] [-v]
 
 Measures shmchan against POSIX message queues, pipes and Unix sockets,
 across two processes, with an in-process Go channel, copy() and the raw

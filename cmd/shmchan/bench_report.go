@@ -562,6 +562,8 @@ func benchVerdict(t benchTarget) string {
 		v = "MISSED"
 	case t.Cmp == ">=":
 		v = fmt.Sprintf("MISSED, %.0f%% short", 100*(1-t.Value/t.Target))
+	case t.Value/t.Target >= 3:
+		v = fmt.Sprintf("MISSED, %s× the limit", benchSig3(t.Value/t.Target))
 	default:
 		v = fmt.Sprintf("MISSED, %.0f%% over", 100*(t.Value/t.Target-1))
 	}
