@@ -162,7 +162,13 @@ type benchTarget struct {
 	// latency or count): what the code does when the machine lets it.
 	Best    float64 `json:"best"`
 	BestMet bool    `json:"best_met"`
+	// Spread is the largest max/min ratio of the cells it compares: above
+	// benchUnsteady the runs disagree too much for the ratio to mean much.
+	Spread float64 `json:"spread"`
 }
+
+// benchUnsteady: a cell whose runs span more than this factor was disturbed.
+const benchUnsteady = 4
 
 func (t *benchTarget) judge() {
 	ok := func(v float64) bool {
@@ -173,9 +179,16 @@ func (t *benchTarget) judge() {
 
 func benchTargets(r *benchResults) []benchTarget {
 	// rate and lat return the median and the best run of a cell.
+	spread := 1.0 // of the cells looked at for the current target
+	look := func(s *benchStats) {
+		if s.Min > 0 {
+			spread = math.Max(spread, s.Max/s.Min)
+		}
+	}
 	rate := func(key string, size int) (med, best float64, ok bool) {
 		if c := r.cell(key, size); c != nil && c.na == "" {
 			if s := c.rate(); s != nil {
+				look(s)
 				return s.Median, s.Max, true
 			}
 		}
@@ -184,6 +197,7 @@ func benchTargets(r *benchResults) []benchTarget {
 	lat := func(key string, i int) (med, best float64, ok bool) {
 		if c := r.cell(key, 16); c != nil {
 			if s := c.lat(i); s != nil {
+				look(s)
 				return s.Median, s.Min, true
 			}
 		}
@@ -191,12 +205,13 @@ func benchTargets(r *benchResults) []benchTarget {
 	}
 	var ts []benchTarget
 	ratio := func(name, cmp string, target float64, a, aBest, b, bBest float64, ok bool, detail string) {
-		t := benchTarget{Name: name, Cmp: cmp, Target: target, Unit: "x", Measured: ok && b > 0 && bBest > 0, Detail: detail}
+		t := benchTarget{Name: name, Cmp: cmp, Target: target, Unit: "x", Measured: ok && b > 0 && bBest > 0, Detail: detail, Spread: spread}
 		if t.Measured {
 			t.Value, t.Best = a/b, aBest/bBest
 			t.judge()
 		}
 		ts = append(ts, t)
+		spread = 1
 	}
 	rr := func(name string, target float64, ka string, sa int, kb string, sb int) {
 		a, aBest, okA := rate(ka, sa)
@@ -519,6 +534,7 @@ func benchPrint(w io.Writer, r *benchResults) {
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Targets (issue 5): the ratio of the medians above, and of the best runs (highest rate, lowest time) in brackets")
 	rows = [][]string{{"", "median", "(best)", "target", "verdict", ""}}
+	unsteady := 0
 	for _, t := range r.targets {
 		line := []string{"  " + t.Name}
 		if !t.Measured {
@@ -526,10 +542,18 @@ func benchPrint(w io.Writer, r *benchResults) {
 			continue
 		}
 		cmp := map[string]string{">=": "≥", "<=": "≤", "<": "<"}[t.Cmp]
+		detail := t.Detail
+		if t.Spread > benchUnsteady {
+			detail += fmt.Sprintf("; UNSTEADY: runs %s× apart", benchSig3(t.Spread))
+			unsteady++
+		}
 		rows = append(rows, append(line, benchFormatTarget(t.Value, t.Unit), "("+benchFormatTarget(t.Best, t.Unit)+")",
-			cmp+" "+benchFormatTarget(t.Target, t.Unit), benchVerdict(t), t.Detail))
+			cmp+" "+benchFormatTarget(t.Target, t.Unit), benchVerdict(t), detail))
 	}
 	benchTable(w, rows)
+	if unsteady > 0 {
+		fmt.Fprintf(w, "UNSTEADY: the runs of a cell in that ratio differ by more than %d×; the machine disturbed it, measure again on a quieter one.\n", benchUnsteady)
+	}
 	met, best := 0, 0
 	for _, t := range r.targets {
 		if t.Met {
