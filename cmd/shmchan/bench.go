@@ -55,7 +55,7 @@ import (
 	"github.com/shmchan/shmchan/mq"
 )
 
-const benchUsage = `usage: shmchan bench [-quick] [-runs N] [-time D] [-samples N] [-sizes LIST] [-only REGEXP]
+const benchUsage = `usage: shmchan bench [-quick] [-runs N] [-limit D] [-time D] [-samples N] [-sizes LIST] [-only REGEXP]
                      [-json FILE] [-chart FILE.svg] [-v]
 
 Measures shmchan against POSIX message queues, pipes and Unix sockets,
@@ -113,6 +113,7 @@ type benchConfig struct {
 	jsonPath   string
 	chartPath  string
 	verbose    bool
+	limit      time.Duration // start no run that would end after this; 0: none
 }
 
 // runBench is the "bench" command.
@@ -189,6 +190,7 @@ func benchParseFlags(args []string, stderr io.Writer) (cfg benchConfig, code int
 	fs.StringVar(&cfg.jsonPath, "json", "", "also write the results as JSON to this file")
 	fs.StringVar(&cfg.chartPath, "chart", "", "also draw an SVG chart of the results to this file")
 	fs.BoolVar(&cfg.verbose, "v", false, "print every measurement on stderr as it is made")
+	limit := fs.Duration("limit", 0, "start no further run once the next would end after this; 0: no limit (default 2m30s, 15s with -quick)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return cfg, 0, false
@@ -201,10 +203,10 @@ func benchParseFlags(args []string, stderr io.Writer) (cfg benchConfig, code int
 	}
 	cfg.quick = *quick
 	cfg.runs, cfg.budget, cfg.latBudget, cfg.latSamples = 5, 100*time.Millisecond, 400*time.Millisecond, 20000
-	cfg.sizes = benchAllSizes
+	cfg.sizes, cfg.limit = benchAllSizes, 150*time.Second
 	if cfg.quick {
 		cfg.runs, cfg.budget, cfg.latBudget, cfg.latSamples = 3, 25*time.Millisecond, 60*time.Millisecond, 3000
-		cfg.sizes = []int{16, 4 << 10, 1 << 20}
+		cfg.sizes, cfg.limit = []int{16, 4 << 10, 1 << 20}, 15*time.Second
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
@@ -217,6 +219,9 @@ func benchParseFlags(args []string, stderr io.Writer) (cfg benchConfig, code int
 	}
 	if set["samples"] {
 		cfg.latSamples = *samples
+	}
+	if set["limit"] {
+		cfg.limit = *limit
 	}
 	if cfg.runs < 1 || cfg.budget <= 0 || cfg.latSamples < 100 {
 		fmt.Fprintln(stderr, "shmchan bench: -runs must be ≥ 1, -time > 0, -samples ≥ 100")
@@ -311,6 +316,7 @@ type benchCell struct {
 type benchResults struct {
 	cfg     benchConfig
 	cells   []*benchCell
+	cut     int // runs planned, when the time limit cut them short; else 0
 	machine benchMachine
 	elapsed time.Duration
 	started time.Time
@@ -363,6 +369,16 @@ func benchRun(e *benchEnv) (*benchResults, error) {
 	tty := benchIsTerminal(e.stderr)
 	fmt.Fprintf(e.stderr, "shmchan bench: %d measurements × %d runs, rows interleaved; load average %s\n", todo, e.cfg.runs, res.machine.LoadStart)
 	for run := 1; run <= e.cfg.runs; run++ {
+		// A loaded machine can make every run slow: rather than overrun
+		// the time limit, report the runs made (each covers every row).
+		if done := run - 1; done > 0 && e.cfg.limit > 0 {
+			spent := time.Since(res.started)
+			if spent+spent/time.Duration(done) > e.cfg.limit {
+				fmt.Fprintf(e.stderr, "shmchan bench: stopping after %d of %d runs: another would end after the %v limit (-limit)\n", done, e.cfg.runs, e.cfg.limit)
+				res.cfg.runs, res.cut = done, e.cfg.runs
+				break
+			}
+		}
 		runStart := time.Now()
 		i := 0
 		for _, c := range res.cells {

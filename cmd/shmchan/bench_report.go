@@ -387,8 +387,12 @@ func benchPrint(w io.Writer, r *benchResults) {
 		virt = ", virtual machine"
 	}
 	fmt.Fprintf(w, "shmchan bench: %s, %d CPUs%s, Linux %s, %s %s, GOMAXPROCS %d\n", m.CPU, m.CPUs, virt, m.Kernel, m.Go, m.Arch, m.GOMAXPROCS)
-	fmt.Fprintf(w, "%d runs, rows interleaved, %v per throughput measurement; load average %s at start, %s at end; %.0fs in all\n",
-		r.cfg.runs, r.cfg.budget, m.LoadStart, r.loadEnd, r.elapsed.Seconds())
+	cut := ""
+	if r.cut > 0 {
+		cut = fmt.Sprintf(" (of %d planned: time limit)", r.cut)
+	}
+	fmt.Fprintf(w, "%d runs%s, rows interleaved, %v per throughput measurement; load average %s at start, %s at end; %.0fs in all\n",
+		r.cfg.runs, cut, r.cfg.budget, m.LoadStart, r.loadEnd, r.elapsed.Seconds())
 	fmt.Fprintf(w, "Every value checked on receipt (sequence, middle and last words; every %dth in full). Sender and receiver are separate processes except where marked in-process.\n", benchFullEvery)
 
 	notes := map[string]int{}
@@ -612,6 +616,7 @@ type benchJSONFile struct {
 	Machine benchMachine `json:"machine"`
 	Config  struct {
 		Runs           int     `json:"runs"`
+		RunsPlanned    int     `json:"runs_planned"`
 		Quick          bool    `json:"quick"`
 		BudgetMS       float64 `json:"budget_ms"`
 		LatencyMS      float64 `json:"latency_budget_ms"`
@@ -655,7 +660,7 @@ type benchJSONLatency struct {
 func benchJSONOf(r *benchResults) benchJSONFile {
 	var f benchJSONFile
 	f.Machine = r.machine
-	f.Config.Runs, f.Config.Quick = r.cfg.runs, r.cfg.quick
+	f.Config.Runs, f.Config.RunsPlanned, f.Config.Quick = r.cfg.runs, max(r.cut, r.cfg.runs), r.cfg.quick
 	f.Config.BudgetMS = float64(r.cfg.budget) / float64(time.Millisecond)
 	f.Config.LatencyMS = float64(r.cfg.latBudget) / float64(time.Millisecond)
 	f.Config.LatencySamples, f.Config.Sizes = r.cfg.latSamples, r.cfg.sizes

@@ -77,7 +77,7 @@ func TestBenchQuick(t *testing.T) {
 	dir := t.TempDir()
 	jsonPath, chartPath := filepath.Join(dir, "bench.json"), filepath.Join(dir, "bench.svg")
 	var out, errb bytes.Buffer
-	code := benchMain([]string{"-quick", "-runs", "2", "-json", jsonPath, "-chart", chartPath}, &out, &errb)
+	code := benchMain([]string{"-quick", "-runs", "2", "-limit", "0", "-json", jsonPath, "-chart", chartPath}, &out, &errb)
 	if code != 0 {
 		t.Fatalf("bench -quick: exit %d\nstdout:\n%s\nstderr:\n%s", code, out.String(), errb.String())
 	}
@@ -383,6 +383,12 @@ func TestBenchFlags(t *testing.T) {
 	}
 	if code := benchMain([]string{"extra"}, io.Discard, &errb); code != 2 {
 		t.Errorf("an extra argument: exit %d, want 2", code)
+	}
+	if cfg, _, ok := benchParseFlags([]string{"-quick"}, &errb); !ok || cfg.runs != 3 || cfg.limit != 15*time.Second || len(cfg.sizes) != 3 {
+		t.Errorf("-quick: %+v", cfg)
+	}
+	if cfg, _, ok := benchParseFlags([]string{"-quick", "-runs", "4", "-limit", "0", "-time", "10ms"}, &errb); !ok || cfg.runs != 4 || cfg.limit != 0 || cfg.budget != 10*time.Millisecond {
+		t.Errorf("-quick with -runs, -limit, -time: %+v", cfg)
 	}
 	if code := benchMain([]string{"-h"}, io.Discard, &errb); code != 0 {
 		t.Errorf("-h: exit %d, want 0", code)
