@@ -26,6 +26,7 @@ type Receiver struct {
 	tailCache uint64 // tail count last seen; it only grows
 	closed    bool   // the closed bit was set in the tail last seen
 	peeked    uint64 // values peeked and not yet released (batch)
+	one       []byte // MPSC: the payload TryPeekN peeked, so Item(0) does not read its length again
 
 	// MPSC: the position found claimed but uncommitted, and since when.
 	stuckPos   uint64
@@ -114,7 +115,7 @@ func (c *Receiver) TryPeek() ([]byte, error) {
 }
 
 func (c *Receiver) tryPeek() ([]byte, readiness, error) {
-	c.peeked = 0
+	c.peeked, c.one = 0, nil
 	for {
 		avail, err := c.available()
 		if err != nil {
@@ -125,6 +126,9 @@ func (c *Receiver) tryPeek() ([]byte, readiness, error) {
 		}
 		if c.r.mpsc {
 			st, err := c.committed(c.head)
+			if st == skipped {
+				continue
+			}
 			if st != ready || err != nil {
 				if err == nil {
 					err = ErrEmpty
@@ -173,10 +177,11 @@ func (c *Receiver) Release() { c.ReleaseN(int(c.peeked)) }
 func (c *Receiver) TryPeekN(max int) (int, error) {
 	if c.r.mpsc || max <= 1 {
 		// MPSC slots commit one by one, possibly out of order; take one.
-		_, err := c.TryPeek()
+		b, err := c.TryPeek()
 		if err != nil {
 			return 0, err
 		}
+		c.one = b
 		return 1, nil
 	}
 	c.peeked = 0
@@ -194,9 +199,11 @@ func (c *Receiver) TryPeekN(max int) (int, error) {
 // PeekN is TryPeekN that waits for at least one value.
 func (c *Receiver) PeekN(ctx context.Context, max int) (int, error) {
 	if c.r.mpsc || max <= 1 {
-		if _, err := c.Peek(ctx); err != nil {
+		b, err := c.Peek(ctx)
+		if err != nil {
 			return 0, err
 		}
+		c.one = b
 		return 1, nil
 	}
 	n, err := c.TryPeekN(max)
@@ -218,6 +225,9 @@ func (c *Receiver) PeekN(ctx context.Context, max int) (int, error) {
 
 // Item returns the checked payload of the i-th peeked value.
 func (c *Receiver) Item(i int) ([]byte, error) {
+	if c.one != nil && i == 0 {
+		return c.one, nil
+	}
 	b, _, err := c.payloadAt(c.head + uint64(i))
 	return b, err
 }
@@ -226,7 +236,7 @@ func (c *Receiver) Item(i int) ([]byte, error) {
 // most one wake-up. The head store is a release store after this side's
 // reads of the slots, so no sender overwrites a slot still being read.
 func (c *Receiver) ReleaseN(k int) {
-	c.peeked = 0
+	c.peeked, c.one = 0, nil
 	if k > 0 {
 		c.advance(uint64(k))
 	}
@@ -272,7 +282,7 @@ func (c *Receiver) committed(pos uint64) (readiness, error) {
 	atomic.AddUint64(c.r.abandoned, 1)
 	c.stuckPos = ^uint64(0)
 	c.advance(1)
-	return notReady, ErrEmpty
+	return skipped, nil
 }
 
 // liveClaimer reports whether a sender whose holder is alive has a claim

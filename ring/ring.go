@@ -267,7 +267,8 @@ type readiness uint8
 const (
 	notReady readiness = iota
 	ready
-	stuck // not ready, and waiting on a peer that may have died: sleep with a timeout
+	stuck   // not ready, and waiting on a peer that may have died: sleep with a timeout
+	skipped // the slot at head was abandoned and head moved past it: look again at once
 )
 
 // block waits until check reports ready or an error, or ctx is done.

@@ -275,9 +275,11 @@ func (s *Sender) Close() error {
 // until that claimer commits: this is how it tells a dead writer's slot.
 func (s *Sender) claim(max uint64) (int, error) {
 	r := s.r
+	claimed := uint64(0) // hi of a claim recorded by a failed CAS, 0: none
 	for try := 0; try < 1<<20; try++ {
 		t := atomic.LoadUint64(r.tail)
 		if t&layout.ClosedBit != 0 {
+			s.unclaim(claimed)
 			return 0, ErrClosed
 		}
 		h := s.headCache
@@ -287,22 +289,36 @@ func (s *Sender) claim(max uint64) (int, error) {
 				continue // the tail moved on since we read it
 			}
 			if t-h > r.capacity {
+				s.unclaim(claimed)
 				return 0, fmt.Errorf("%w: tail %d is more than %d past head %d", ErrCorrupt, t, r.capacity, h)
 			}
 			s.headCache = h
 			if t-h == r.capacity {
+				s.unclaim(claimed)
 				return 0, ErrFull
 			}
 		}
 		k := min(max, r.capacity-(t-h))
 		publish64(s.claimHi, t+k)
 		publish64(s.claimLo, t)
+		claimed = t + k
 		if atomic.CompareAndSwapUint64(r.tail, t, t+k) {
 			s.resLo, s.resN = t, k
 			return int(k), nil
 		}
 	}
+	s.unclaim(claimed)
 	return 0, fmt.Errorf("%w: tail and head never consistent", ErrCorrupt)
+}
+
+// unclaim withdraws a claim recorded for a CAS that failed, so that a live
+// sender that gave up (full, closed) does not keep covering positions that
+// another sender won: the receiver must be able to skip those if their
+// winner dies.
+func (s *Sender) unclaim(hi uint64) {
+	if hi != 0 {
+		publish64(s.claimLo, hi)
+	}
 }
 
 // commitMPSC commits the first k reserved slots (lengths already set) and
