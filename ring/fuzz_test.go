@@ -59,21 +59,23 @@ func fuzzAlive(k uint8) func(int) (bool, error) {
 
 // Operations. Each takes its arguments from the bytes that follow it.
 const (
-	opPeek       = iota // TryPeek, then Release
-	opPeekN             // [max] TryPeekN, Item each, ReleaseN
-	opPeekBlock         // Peek with a cancelled context
-	opPeekHold          // TryPeek without Release, then Release later by opPeek
-	opReserve           // [len] TryReserve, fill, Commit
-	opReserveN          // [max, keep] TryReserveN, fill, SetLen, CommitN(keep)
-	opAbort             // TryReserve, Abort
-	opReserveBlk        // Reserve with a cancelled context, then Abort
-	opClose             // Sender.Close
-	opPoke32            // [off lo, off hi, 4 bytes] a peer writes a word
-	opPoke64            // [which, 8 bytes] a peer writes the tail or the head
-	opPokeSlot          // [pos, field, 4 bytes] a peer writes a slot's seq or len
-	opSender            // [entry] take (over) a sender entry
-	opReceiver          // take over the receiver role
-	opLenStats          // Len and Stats
+	opPeek        = iota // TryPeek, then Release
+	opPeekN              // [max] TryPeekN, Item each, ReleaseN
+	opPeekBlock          // [ctx] Peek with a cancelled or an almost expired context
+	opPeekHold           // TryPeek without Release, then Release later by opPeek
+	opReserve            // [len] TryReserve, fill, Commit
+	opReserveN           // [max, keep] TryReserveN, fill, SetLen, CommitN(keep)
+	opAbort              // TryReserve, Abort
+	opReserveBlk         // [ctx] Reserve with a cancelled or an almost expired context, then Abort
+	opClose              // Sender.Close
+	opPoke32             // [off lo, off hi, 4 bytes] a peer writes a word
+	opPoke64             // [which, 8 bytes] a peer writes the tail or the head
+	opPokeSlot           // [pos, field, 4 bytes] a peer writes a slot's seq or len
+	opSender             // [entry] take (over) a sender entry; top bit: its holder detaches first
+	opReceiver           // [detach] take over the receiver role
+	opLenStats           // Len and Stats
+	opPeekNBlock         // [max, ctx] PeekN, Item each, ReleaseN
+	opReserveNBlk        // [max, keep, ctx] ReserveN, fill, SetLen, CommitN(keep)
 	opCount
 )
 
@@ -108,6 +110,56 @@ func fuzzRing(t *testing.T, mode uint32, params uint8, image, ops []byte) {
 	}
 	cancelled, cancel := context.WithCancel(context.Background())
 	cancel()
+	// blockCtx is the context of a blocking call: already cancelled (the
+	// call checks the ring, then gives up before sleeping), or expiring
+	// soon (the call goes to sleep on the futex words the input wrote).
+	blockCtx := func(b byte) (context.Context, context.CancelFunc) {
+		if b&1 == 0 {
+			return cancelled, func() {}
+		}
+		return context.WithTimeout(context.Background(), 50*time.Microsecond)
+	}
+	blockErrs := []error{ErrEmpty, ErrClosed, context.Canceled, context.DeadlineExceeded, errFuzzAlive}
+	// peekItems checks the k values a successful PeekN or TryPeekN made
+	// available, and releases them (up to a bad one, as the channel does).
+	peekItems := func(what string, k, max int, recv *Receiver) {
+		if k < 1 || k > max || uint64(k) > capacity {
+			t.Fatalf("%s(%d) = %d with %d slots", what, max, k, capacity)
+		}
+		release := k
+		for j := 0; j < k; j++ {
+			b, err := recv.Item(j)
+			check("Item", err)
+			if err != nil {
+				release = j + 1
+				break
+			}
+			if uint64(len(b)) > uint64(maxMsg) {
+				t.Fatalf("Item(%d) returned %d bytes, the maximum is %d", j, len(b), maxMsg)
+			}
+		}
+		recv.ReleaseN(release)
+	}
+	// reserved fills and commits keep of the k slots a successful
+	// ReserveN or TryReserveN reserved.
+	reserved := func(what string, k, max, keep int, s *Sender) {
+		if k < 1 || k > max || uint64(k) > capacity {
+			t.Fatalf("%s(%d) = %d with %d slots", what, max, k, capacity)
+		}
+		keep %= k + 1
+		for j := 0; j < k; j++ {
+			n := (j + keep) % (int(maxMsg) + 1)
+			b := s.Slot(j)
+			if uint64(len(b)) != uint64(maxMsg) {
+				t.Fatalf("Slot(%d) has %d bytes, the maximum is %d", j, len(b), maxMsg)
+			}
+			for i := range b[:n] {
+				b[i] = byte(i + j)
+			}
+			s.SetLen(j, n)
+		}
+		s.CommitN(keep)
+	}
 
 	recv, err := r.NewReceiver(Identity{PID: 1})
 	check("NewReceiver", err)
@@ -168,31 +220,28 @@ func fuzzRing(t *testing.T, mode uint32, params uint8, image, ops []byte) {
 			}
 			k, err := recv.TryPeekN(max)
 			check("TryPeekN", err, ErrEmpty, ErrClosed, errFuzzAlive)
-			if err != nil {
-				break
+			if err == nil {
+				peekItems("TryPeekN", k, max, recv)
 			}
-			if k < 1 || k > max || uint64(k) > capacity {
-				t.Fatalf("TryPeekN(%d) = %d with %d slots", max, k, capacity)
-			}
-			release := k
-			for j := 0; j < k; j++ {
-				b, err := recv.Item(j)
-				check("Item", err)
-				if err != nil {
-					release = j + 1
-					break
-				}
-				if uint64(len(b)) > uint64(maxMsg) {
-					t.Fatalf("Item(%d) returned %d bytes, the maximum is %d", j, len(b), maxMsg)
+		case opPeekNBlock:
+			max := int(arg(&i)%9) + 1
+			ctx, stop := blockCtx(arg(&i))
+			if recv != nil && !peeked {
+				k, err := recv.PeekN(ctx, max)
+				check("PeekN", err, blockErrs...)
+				if err == nil {
+					peekItems("PeekN", k, max, recv)
 				}
 			}
-			recv.ReleaseN(release)
+			stop()
 		case opPeekBlock:
+			ctx, stop := blockCtx(arg(&i))
+			defer stop()
 			if recv == nil || peeked {
 				break
 			}
-			b, err := recv.Peek(cancelled)
-			check("Peek", err, ErrClosed, context.Canceled, errFuzzAlive)
+			b, err := recv.Peek(ctx)
+			check("Peek", err, blockErrs...)
 			if err == nil {
 				if uint64(len(b)) > uint64(maxMsg) {
 					t.Fatalf("Peek returned %d bytes, the maximum is %d", len(b), maxMsg)
@@ -220,19 +269,20 @@ func fuzzRing(t *testing.T, mode uint32, params uint8, image, ops []byte) {
 			}
 			k, err := s.TryReserveN(max)
 			check("TryReserveN", err, ErrFull, ErrClosed)
-			if err != nil {
-				break
+			if err == nil {
+				reserved("TryReserveN", k, max, keep, s)
 			}
-			if k < 1 || k > max || uint64(k) > capacity {
-				t.Fatalf("TryReserveN(%d) = %d with %d slots", max, k, capacity)
+		case opReserveNBlk:
+			max, keep := int(arg(&i)%9)+1, int(arg(&i))
+			ctx, stop := blockCtx(arg(&i))
+			if s != nil {
+				k, err := s.ReserveN(ctx, max)
+				check("ReserveN", err, ErrFull, ErrClosed, context.Canceled, context.DeadlineExceeded)
+				if err == nil {
+					reserved("ReserveN", k, max, keep, s)
+				}
 			}
-			keep %= k + 1
-			for j := 0; j < k; j++ {
-				n := (j + keep) % (int(maxMsg) + 1)
-				fill(s.Slot(j)[:n], byte(j))
-				s.SetLen(j, n)
-			}
-			s.CommitN(keep)
+			stop()
 		case opAbort:
 			if s == nil {
 				break
@@ -243,11 +293,13 @@ func fuzzRing(t *testing.T, mode uint32, params uint8, image, ops []byte) {
 				s.Abort()
 			}
 		case opReserveBlk:
+			ctx, stop := blockCtx(arg(&i))
+			defer stop()
 			if s == nil {
 				break
 			}
-			_, err := s.Reserve(cancelled)
-			check("Reserve", err, ErrClosed, context.Canceled)
+			_, err := s.Reserve(ctx)
+			check("Reserve", err, ErrClosed, context.Canceled, context.DeadlineExceeded)
 			if err == nil {
 				s.Abort()
 			}
@@ -296,12 +348,20 @@ func fuzzRing(t *testing.T, mode uint32, params uint8, image, ops []byte) {
 			}
 			binary.LittleEndian.PutUint32(mem[off:], v)
 		case opSender:
-			e := int(arg(&i))%int(producers) + 1
-			take(e) // as if the entry's previous holder had died
+			b := arg(&i)
+			e := int(b)%int(producers) + 1
+			if b&0x80 != 0 && senders[e] != nil {
+				senders[e].Detach() // a holder that left; otherwise one that died
+			}
+			take(e)
 		case opReceiver:
+			detach := arg(&i)&1 != 0
 			if peeked {
 				recv.Release()
 				peeked = false
+			}
+			if detach && recv != nil {
+				recv.Detach()
 			}
 			recv, err = r.NewReceiver(Identity{PID: 2})
 			check("NewReceiver", err)
