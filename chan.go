@@ -185,7 +185,8 @@ func wanted[T any](o options, c codec.Codec[T]) (layout.Header, error) {
 	return h, nil
 }
 
-func create[T any](name string, opts []Option) (*Chan[T], error) {
+func create[T any](name string, opts []Option) (_ *Chan[T], err error) {
+	defer ring.Recover(&err, ring.Protect()) // a peer truncating the file under us
 	o := parse(opts)
 	cd, err := codecFor[T](o)
 	if err != nil {
@@ -230,7 +231,8 @@ func create[T any](name string, opts []Option) (*Chan[T], error) {
 	return c, nil
 }
 
-func open[T any](name string, opts []Option) (*Chan[T], error) {
+func open[T any](name string, opts []Option) (_ *Chan[T], err error) {
+	defer ring.Recover(&err, ring.Protect()) // a peer truncating the file under us
 	o := parse(opts)
 	cd, err := codecFor[T](o)
 	if err != nil {
@@ -275,7 +277,7 @@ func mapReady(obj *shm.Object) ([]byte, layout.Header, error) {
 		if err != nil {
 			return nil, layout.Header{}, err
 		}
-		if st.Size >= layout.HeaderSize {
+		if st.Size >= layout.OffReady+4 { // the header and the ready word
 			if st.Size > layout.MaxTotalSize {
 				return nil, layout.Header{}, fmt.Errorf("%w: file of %d bytes is larger than any region", ErrCorrupt, st.Size)
 			}
@@ -338,6 +340,12 @@ func openBells(name string, flag int, perm fs.FileMode) ([]*mq.Queue, error) {
 	var qs []*mq.Queue
 	for _, n := range bellNames(name) {
 		q, err := mq.Open(n, os.O_RDWR|flag, perm, &mq.Attr{MaxMsg: 4, MsgSize: 1})
+		if err == nil && flag&os.O_CREATE != 0 {
+			// mq_open applies the umask; the doorbells get the region's mode exactly.
+			if err = q.Chmod(perm); err != nil {
+				q.Close()
+			}
+		}
 		if err != nil {
 			closeBells(qs)
 			if flag&os.O_CREATE != 0 {

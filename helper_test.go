@@ -130,7 +130,7 @@ func runHelper(mode string) int {
 		for i := uint64(0); ; i++ {
 			if pause > 0 && i == pause {
 				say("paused")
-				select {}
+				hang()
 			}
 			v, err := c.Recv(ctx)
 			if err != nil {
@@ -155,7 +155,7 @@ func runHelper(mode string) int {
 			return fail(err)
 		}
 		say("holding")
-		select {}
+		hang()
 	case "sink": // name count [256]: receive count values (benchmarks)
 		n := num(1)
 		var err error
@@ -179,6 +179,14 @@ func runHelper(mode string) int {
 // init functions), keyed by mode; each gets the helper's arguments and
 // returns its exit code.
 var extraHelpers = map[string]func(args []string) int{}
+
+// hang blocks until the process is killed. (select {} would not do: with
+// nothing else to run, the runtime ends the process as deadlocked.)
+func hang() {
+	for {
+		time.Sleep(time.Hour)
+	}
+}
 
 func sink[T any](name string, n uint64) error {
 	c, err := Open[T](name)

@@ -437,6 +437,27 @@ func (q *Queue) Attr() (Attr, error) {
 	}, nil
 }
 
+// Chmod sets the queue's permission bits exactly (fchmod on the queue
+// descriptor). Open applies the process umask to the mode of a queue it
+// creates, as mq_open does; call Chmod after it when the mode must be exact.
+func (q *Queue) Chmod(perm fs.FileMode) error {
+	q.mu.RLock()
+	defer q.mu.RUnlock()
+	if q.closed.Load() {
+		return q.closedError("chmod")
+	}
+	var err error
+	for {
+		if err = unix.Fchmod(q.fd, uint32(perm.Perm())); err != unix.EINTR {
+			break
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("mq: chmod %s: %w", q.name, err)
+	}
+	return nil
+}
+
 // SetNonblock sets this handle's non-blocking flag, the one flag mq_setattr
 // can change. While it is on, Send and Receive behave exactly like TrySend
 // and TryReceive (ErrFull, ErrEmpty instead of waiting); turning it on also

@@ -8,11 +8,11 @@ import "unsafe"
 // naturally aligned (layout's tests assert it; the mapping is page aligned).
 
 func word32(mem []byte, off int) *uint32 {
-	_ = mem[off+3]
+	_ = mem[off : off+4] // bounds check without reading (a read would race with atomics)
 	return (*uint32)(unsafe.Pointer(&mem[off]))
 }
 
 func word64(mem []byte, off int) *uint64 {
-	_ = mem[off+7]
+	_ = mem[off : off+8]
 	return (*uint64)(unsafe.Pointer(&mem[off]))
 }
