@@ -5,9 +5,9 @@ import (
 	"os"
 	"runtime"
 	"strings"
-	"time"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 var nameCounter atomic.Int64

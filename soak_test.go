@@ -80,7 +80,7 @@ func soak(t *testing.T, wait string, rounds int) {
 	defer c.Close() // this handle takes no role: it only watches the counters
 
 	last := int64(-1) // last value a receiver printed
-	slack := int64(0)  // receivers killed since last was printed: each may have consumed one value unprinted
+	slack := int64(0) // receivers killed since last was printed: each may have consumed one value unprinted
 	gaps := int64(0)
 	// take consumes the lines a receiver printed so far (all of them, if
 	// until is true: the receiver has exited or been killed).
