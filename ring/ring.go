@@ -24,6 +24,10 @@ const DefaultSpin = 50 * time.Microsecond
 // block) costs at most this much.
 const MaxSleep = 200 * time.Millisecond
 
+// FirstSleep bounds the first sleep of a blocked call, which is taken
+// without the cross-process barrier (see block).
+const FirstSleep = 100 * time.Microsecond
+
 // DefaultStuckCheck is how long an MPSC receiver waits on a claimed but
 // uncommitted slot before it checks whether the slot's writer is alive.
 const DefaultStuckCheck = 10 * time.Millisecond
@@ -133,6 +137,7 @@ func New(mem []byte, h layout.Header, cfg Config) (*Ring, error) {
 			waiting: word32(mem, layout.OffSendWaiters),
 			sleeps:  word64(mem, layout.OffSendSleeps),
 			bell:    cfg.SendBell,
+			single:  h.Mode == layout.ModeSPSC,
 		},
 	}
 	r.life, r.shutdown = context.WithCancel(context.Background())
@@ -205,8 +210,16 @@ func (r *Ring) Stats() Stats {
 		RecvSleeps:    atomic.LoadUint64(r.recv.sleeps),
 		SendSleeps:    atomic.LoadUint64(r.send.sleeps),
 		RecvWaiting:   min(atomic.LoadUint32(r.recv.waiting), 1),
-		SendWaiters:   atomic.LoadUint32(r.send.waiting),
+		SendWaiters:   r.sendWaiters(),
 	}
+}
+
+func (r *Ring) sendWaiters() uint32 {
+	w := atomic.LoadUint32(r.send.waiting)
+	if r.send.single {
+		return min(w, 1)
+	}
+	return w
 }
 
 // slot returns the whole slot for position pos.
@@ -236,8 +249,12 @@ func (r *Ring) wakeReceiver() {
 
 // wakeSenders is called by the receiver after it released slots.
 func (r *Ring) wakeSenders() {
-	if atomic.LoadUint32(r.send.waiting) != 0 {
-		r.ring(&r.send, r.receiverWakes)
+	if w := atomic.LoadUint32(r.send.waiting); w != 0 {
+		if !r.send.single {
+			r.ring(&r.send, r.receiverWakes) // MPSC: a count of sleepers, wake them all
+		} else if atomic.CompareAndSwapUint32(r.send.seq, w-1, w) {
+			r.notify(&r.send, r.receiverWakes) // SPSC: once per sleep, as for the receiver
+		}
 	}
 }
 
@@ -332,7 +349,7 @@ func (r *Ring) block(ctx context.Context, s *side, mark *uint32, check func() (r
 		defer stop()
 	}
 	barrier, mustPoll := sleeperBarrier()
-	for {
+	for first := true; ; first = false {
 		seq := atomic.LoadUint32(s.seq)
 		if s.single {
 			if seq == math.MaxUint32 { // 1+seq must not be 0, "nobody waits"
@@ -346,7 +363,15 @@ func (r *Ring) block(ctx context.Context, s *side, mark *uint32, check func() (r
 		if mark != nil {
 			atomic.StoreUint32(mark, layout.RoleSleeping)
 		}
-		if barrier {
+		// The first sleep of a call goes without the barrier: a waker's
+		// plain store can then, rarely, still sit in its store buffer when
+		// we re-check, and the wake-up be lost; so that sleep is bounded by
+		// FirstSleep, after which every sleep pays the barrier and cannot
+		// miss one. A membarrier interrupts every CPU running a registered
+		// process and waits for each (a descheduled virtual CPU makes that
+		// tens of microseconds), which a ping-pong would otherwise pay per
+		// message.
+		if barrier && !first {
 			if err := futex.Barrier(); err != nil {
 				mustPoll = true
 			}
@@ -374,6 +399,9 @@ func (r *Ring) block(ctx context.Context, s *side, mark *uint32, check func() (r
 		}
 		if mustPoll {
 			timeout = min(timeout, time.Millisecond)
+		}
+		if barrier && first {
+			timeout = min(timeout, FirstSleep)
 		}
 		if d, ok := ctx.Deadline(); ok {
 			timeout = max(min(timeout, time.Until(d)), 0)
