@@ -374,7 +374,7 @@ func benchTable(w io.Writer, rows [][]string) {
 }
 
 var benchSectionTitles = map[string]string{
-	benchSingle:  "one value per call (Send/Recv, mq_send/mq_receive, write/read)",
+	benchSingle:  "one value per call (shmchan Sender.Send/Receiver.Recv, mq_send/mq_receive, write/read)",
 	benchBatch:   "batched (values per call: %s)",
 	benchInPlace: "in place (SendFunc/RecvFunc: written and read in the slot)",
 	benchRef:     "references",

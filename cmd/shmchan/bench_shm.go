@@ -1,6 +1,6 @@
 package main
 
-// The shmchan rows: one value per call (Send/Recv), batched
+// The shmchan rows: one value per call (the exclusive Sender/Receiver endpoints), batched
 // (SendBatch/RecvBatch), in place (SendFunc/RecvFunc), and round trips.
 // Values are raw types, [n/8]uint64 arrays, so they travel as their bytes.
 
@@ -106,9 +106,16 @@ func benchShmThroughput[T any](ctx context.Context, e *benchEnv, size int, wait 
 	})
 	switch how {
 	case benchSingle:
+		// One goroutine receives: the exclusive endpoint, without the
+		// handle's per-call lock, is the API for that.
+		rx, err := c.Receiver()
+		if err != nil {
+			return benchSample{}, err
+		}
+		defer rx.Release()
 		var v T // outside the loop: a large T lives on the heap, allocated once
 		for {
-			v, rerr = c.Recv(mctx)
+			v, rerr = rx.Recv(mctx)
 			if rerr != nil {
 				break
 			}
@@ -268,14 +275,19 @@ func benchShmSend[T any](ctx context.Context, s benchPeerSpec, hs func() error) 
 	v := new(T)
 	w := benchWords(v)
 	benchFill(w, 0)
+	tx, err := c.Sender() // one goroutine sends: the exclusive endpoint
+	if err != nil {
+		return 0, err
+	}
 	n, err := benchSendLoop(s, func(seq uint64) (int, error) {
 		benchStamp(w, seq)
 		benchCorrupt(w, seq, &s)
-		if err := c.Send(ctx, *v); err != nil {
+		if err := tx.Send(ctx, *v); err != nil {
 			return 0, err
 		}
 		return 1, nil
 	})
+	tx.Release()
 	if err != nil {
 		return n, err
 	}
@@ -379,12 +391,21 @@ func benchShmLatency(wait shmchan.WaitMode, spin time.Duration) func(context.Con
 		m0 := benchMallocs()
 		var rounds uint64
 		var v [2]uint64
+		tx, err := ping.Sender()
+		if err != nil {
+			return benchSample{}, err
+		}
+		rx, err := pong.Receiver()
+		if err != nil {
+			tx.Release()
+			return benchSample{}, err
+		}
 		s, rerr := benchMeasureRTT(mctx, e, func(seq uint64) error {
 			benchStamp(v[:], seq)
-			if err := ping.Send(mctx, v); err != nil {
+			if err := tx.Send(mctx, v); err != nil {
 				return err
 			}
-			r, err := pong.Recv(mctx)
+			r, err := rx.Recv(mctx)
 			if err != nil {
 				return err
 			}
@@ -396,6 +417,8 @@ func benchShmLatency(wait shmchan.WaitMode, spin time.Duration) func(context.Con
 		})
 		m1 := benchMallocs()
 		st1 := benchWaitSyscalls(ping.Stats()) + benchWaitSyscalls(pong.Stats())
+		tx.Release()
+		rx.Release()
 		if rerr == nil {
 			rerr = ping.CloseSend()
 		}
@@ -429,9 +452,19 @@ func benchShmEcho(ctx context.Context, s benchPeerSpec, hs func() error) (uint64
 	if err := hs(); err != nil {
 		return 0, err
 	}
+	rx, err := ping.Receiver()
+	if err != nil {
+		return 0, err
+	}
+	defer rx.Release()
+	tx, err := pong.Sender()
+	if err != nil {
+		return 0, err
+	}
+	defer tx.Release()
 	var seq uint64
 	for {
-		v, err := ping.Recv(ctx)
+		v, err := rx.Recv(ctx)
 		if errors.Is(err, shmchan.ErrClosed) {
 			return seq, nil
 		}
@@ -441,7 +474,7 @@ func benchShmEcho(ctx context.Context, s benchPeerSpec, hs func() error) (uint64
 		if err := benchCheck(v[:], seq, true); err != nil {
 			return seq, err
 		}
-		if err := pong.Send(ctx, v); err != nil {
+		if err := tx.Send(ctx, v); err != nil {
 			return seq, err
 		}
 		seq++
