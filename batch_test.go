@@ -69,12 +69,7 @@ func TestInPlace(t *testing.T) {
 	defer c.Close()
 	ctx := context.Background()
 	for i := uint64(0); i < 100; i++ {
-		if err := c.SendFunc(ctx, func(r *rec) {
-			if *r != (rec{}) {
-				t.Errorf("slot not zeroed: %+v", *r)
-			}
-			*r = mkrec(i)
-		}); err != nil {
+		if err := c.SendFunc(ctx, func(r *rec) { *r = mkrec(i) }); err != nil {
 			t.Fatal(err)
 		}
 		var got rec

@@ -142,8 +142,7 @@ func (c *Chan[T]) sendFunc(s *ring.Sender, ctx context.Context, fill func(*T)) e
 	if err != nil {
 		return c.wrap(err)
 	}
-	buf = buf[:c.raw.FixedSize()]
-	clear(buf)
+	buf = buf[:c.raw.FixedSize()] // not cleared: see SendFunc
 	p, ok := c.raw.View(buf)
 	if !ok {
 		s.Abort()
@@ -275,9 +274,11 @@ func (c *Chan[T]) RecvBatch(ctx context.Context, vs []T) (n int, err error) {
 	return c.recvBatch(r, ctx, vs)
 }
 
-// SendFunc sends one value written in place: fill gets a pointer to a
-// zeroed T inside the channel's slot, and the value is published when fill
-// returns. The pointer is valid only during the call; do not keep it. It
+// SendFunc sends one value written in place: fill gets a pointer to the T
+// inside the channel's slot, and the value is published when fill returns.
+// The slot is not cleared first (for a large T that would double the
+// memory traffic): *T holds whatever the slot held, an earlier value of
+// this channel or zeros, so fill must set every field the receiver reads. The pointer is valid only during the call; do not keep it. It
 // blocks while the channel is full. Only raw (pointer-free) types can be
 // accessed in place; other types get ErrNotRaw. If fill panics, nothing is
 // sent.

@@ -122,8 +122,35 @@ func (c *RawCodec[T]) Encode(dst []byte, v *T) (int, error) {
 	if len(dst) < c.wire {
 		return 0, &rawSizeError{name: c.name, got: len(dst), want: c.wire}
 	}
-	copy(dst, unsafe.Slice((*byte)(unsafe.Pointer(v)), c.size))
+	src := unsafe.Slice((*byte)(unsafe.Pointer(v)), c.size)
+	if c.size < chunkedMin {
+		copy(dst, src)
+	} else {
+		copyChunked(dst, src)
+	}
 	return c.wire, nil
+}
+
+// chunkedMin is the size from which values are copied in chunkSize pieces.
+// On the machines we measured, the runtime's memmove switches to
+// non-temporal stores for copies of about 1 MiB and more, which bypass the
+// cache and ran at half the speed of the same bytes copied in 256 KiB
+// pieces (16 vs 31 GB/s); a value read right after it is written wants it
+// in the cache anyway.
+const (
+	chunkedMin = 512 << 10
+	chunkSize  = 256 << 10
+)
+
+// copyChunked is copy(dst, src) in chunkSize pieces (see chunkedMin).
+//
+//go:noinline
+func copyChunked(dst, src []byte) {
+	n := min(len(dst), len(src))
+	for off := 0; off < n; off += chunkSize {
+		end := min(off+chunkSize, n)
+		copy(dst[off:end], src[off:end])
+	}
 }
 
 // Decode copies src into *v. src must be exactly FixedSize() bytes long,
@@ -134,7 +161,11 @@ func (c *RawCodec[T]) Decode(src []byte, v *T) error {
 		return &rawSizeError{name: c.name, decode: true, got: len(src), want: c.wire}
 	}
 	b := unsafe.Slice((*byte)(unsafe.Pointer(v)), c.size)
-	copy(b, src)
+	if c.size < chunkedMin {
+		copy(b, src)
+	} else {
+		copyChunked(b, src)
+	}
 	for _, s := range c.bools {
 		for i := s.lo; i < s.hi; i++ {
 			b[i] = min(b[i], 1)
