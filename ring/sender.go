@@ -36,7 +36,6 @@ type Sender struct {
 
 	// The reservation in progress: positions [resLo, resLo+resN).
 	resLo, resN uint64
-	lens        []uint32 // MPSC batch lengths, reused
 
 	claimLo, claimHi, sent *uint64 // MPSC: words of the role entry
 	sentLocal              uint64
