@@ -619,6 +619,7 @@ func TestHostileGarbageRegion(t *testing.T) {
 // call then returns ErrCorrupt (Len and Stats report whatever they can)
 // instead of dying of SIGBUS.
 func TestHostileTruncate(t *testing.T) {
+	skipUnderRace(t)
 	for _, cut := range []string{"zero", "header", "half"} {
 		t.Run(cut, func(t *testing.T) {
 			name := testName(t)
@@ -733,6 +734,7 @@ func init() {
 // error), not sleep forever on a futex word that is gone; and Close must
 // be able to end a call blocked without a deadline.
 func TestHostileTruncateWhileBlocked(t *testing.T) {
+	skipUnderRace(t)
 	for _, wait := range crossWaits {
 		for _, side := range []string{"recv", "send", "close"} {
 			t.Run(wait+"/"+side, func(t *testing.T) {
@@ -964,5 +966,18 @@ func TestHostileFullTmpfs(t *testing.T) {
 	t.Logf("helper:\n%s", out)
 	if code != 0 {
 		t.Fatalf("helper exited %d", code)
+	}
+}
+
+// skipUnderRace skips a truncation test in a race-detector build. There,
+// sync/atomic operations run inside the detector's C runtime, and a memory
+// fault in C code cannot be turned into a Go panic (SetPanicOnFault): the
+// process dies with "traceback did not unwind completely". The same tests
+// run, and must pass, in the normal build (go test ./...), which is what
+// users run.
+func skipUnderRace(t *testing.T) {
+	t.Helper()
+	if raceEnabled {
+		t.Skip("truncation under the race detector: faults inside its C atomics cannot be recovered; covered by the non-race run")
 	}
 }

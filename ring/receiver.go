@@ -36,15 +36,8 @@ type Receiver struct {
 // NewReceiver takes the receiver role (entry 0) for this handle; the caller
 // holds its role lock.
 func (r *Ring) NewReceiver(id Identity) (*Receiver, error) {
-	off := layout.RoleOffset(0)
 	atomic.StoreUint32(r.recv.waiting, 0) // the only receiver is us
-	pidWord := word32(r.mem, off+layout.RolePID)
-	if atomic.LoadUint32(pidWord) != 0 {
-		atomic.AddUint64(word64(r.mem, off+layout.RoleTakeovers), 1)
-	}
-	atomic.StoreUint32(pidWord, id.PID)
-	atomic.StoreUint64(word64(r.mem, off+layout.RoleStart), id.Start)
-	atomic.StoreUint64(word64(r.mem, off+layout.RoleSince), uint64(time.Now().UnixNano()))
+	r.stampEntry(0, id)
 
 	h := atomic.LoadUint64(r.head)
 	t := atomic.LoadUint64(r.tail)

@@ -67,13 +67,7 @@ func (r *Ring) NewSender(i int, id Identity) (*Sender, error) {
 	if !r.mpsc {
 		atomic.StoreUint32(r.send.waiting, 0) // the only sender is us
 	}
-	pidWord := word32(r.mem, off+layout.RolePID)
-	if atomic.LoadUint32(pidWord) != 0 {
-		atomic.AddUint64(word64(r.mem, off+layout.RoleTakeovers), 1)
-	}
-	atomic.StoreUint32(pidWord, id.PID)
-	atomic.StoreUint64(word64(r.mem, off+layout.RoleStart), id.Start)
-	atomic.StoreUint64(word64(r.mem, off+layout.RoleSince), uint64(time.Now().UnixNano()))
+	r.stampEntry(i, id)
 	// No claim in progress: the receiver may now skip any slot the dead
 	// holder claimed and never committed.
 	lo := atomic.LoadUint64(s.claimHi)
@@ -88,6 +82,19 @@ func (r *Ring) NewSender(i int, id Identity) (*Sender, error) {
 	}
 	s.tail, s.headCache, s.closed = cnt, h, t&layout.ClosedBit != 0
 	return s, nil
+}
+
+// stampEntry records the new holder of role entry i (informational; the
+// role lock is what counts), counting a takeover if the entry had a holder.
+func (r *Ring) stampEntry(i int, id Identity) {
+	off := layout.RoleOffset(i)
+	pidWord := word32(r.mem, off+layout.RolePID)
+	if atomic.LoadUint32(pidWord) != 0 {
+		atomic.AddUint64(word64(r.mem, off+layout.RoleTakeovers), 1)
+	}
+	atomic.StoreUint32(pidWord, id.PID)
+	atomic.StoreUint64(word64(r.mem, off+layout.RoleStart), id.Start)
+	atomic.StoreUint64(word64(r.mem, off+layout.RoleSince), uint64(time.Now().UnixNano()))
 }
 
 // Detach marks the role entry free (informational: the lock is what counts).
