@@ -103,8 +103,26 @@ func (c *Receiver) payloadAt(pos uint64) ([]byte, uint32, error) {
 // (closed and drained) or ErrCorrupt. The slice aliases shared memory and is
 // valid until Release.
 func (c *Receiver) TryPeek() ([]byte, error) {
+	if b, ok := c.fastPeek(); ok {
+		return b, nil
+	}
 	b, _, err := c.tryPeek()
 	return b, err
+}
+
+// fastPeek is the SPSC path when the cached tail already covers head: no
+// shared index is read at all, only the slot.
+func (c *Receiver) fastPeek() ([]byte, bool) {
+	if c.r.mpsc || c.head >= c.tailCache {
+		return nil, false
+	}
+	sl := c.r.slot(c.head)
+	n := uint64(binary.LittleEndian.Uint32(sl[layout.SlotLen:]))
+	if n > c.r.maxMsg {
+		return nil, false // the slow path reports it
+	}
+	c.peeked, c.one = 1, nil
+	return sl[layout.SlotHeaderSize : layout.SlotHeaderSize+n], true
 }
 
 func (c *Receiver) tryPeek() ([]byte, readiness, error) {
@@ -144,6 +162,9 @@ func (c *Receiver) tryPeek() ([]byte, readiness, error) {
 
 // Peek is TryPeek that waits for a value.
 func (c *Receiver) Peek(ctx context.Context) ([]byte, error) {
+	if b, ok := c.fastPeek(); ok {
+		return b, nil
+	}
 	b, _, err := c.tryPeek()
 	if err != ErrEmpty {
 		return b, err

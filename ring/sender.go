@@ -146,6 +146,10 @@ func (s *Sender) payload(pos uint64) []byte {
 // TryReserve returns the payload buffer of the next slot, or ErrFull,
 // ErrClosed or ErrCorrupt. The buffer is valid until Commit or Abort.
 func (s *Sender) TryReserve() ([]byte, error) {
+	if !s.r.mpsc && !s.closed && s.tail-s.headCache < s.r.capacity { // SPSC fast path: room by the cached head
+		s.resLo, s.resN = s.tail, 1
+		return s.payload(s.tail), nil
+	}
 	if _, err := s.TryReserveN(1); err != nil {
 		return nil, err
 	}
@@ -154,6 +158,10 @@ func (s *Sender) TryReserve() ([]byte, error) {
 
 // Reserve is TryReserve that waits while the ring is full.
 func (s *Sender) Reserve(ctx context.Context) ([]byte, error) {
+	if !s.r.mpsc && !s.closed && s.tail-s.headCache < s.r.capacity {
+		s.resLo, s.resN = s.tail, 1
+		return s.payload(s.tail), nil
+	}
 	if _, err := s.ReserveN(ctx, 1); err != nil {
 		return nil, err
 	}
@@ -214,8 +222,16 @@ func (s *Sender) SetLen(i int, n int) {
 
 // Commit publishes the single reserved slot with n bytes of payload.
 func (s *Sender) Commit(n int) {
-	s.SetLen(0, n)
-	s.CommitN(1)
+	if s.r.mpsc {
+		s.SetLen(0, n)
+		s.commitMPSC(1)
+		return
+	}
+	binary.LittleEndian.PutUint32(s.r.slot(s.tail)[layout.SlotLen:], uint32(n))
+	s.tail++
+	s.resN = 0
+	publish64(s.r.tail, s.tail)
+	s.r.wakeReceiver()
 }
 
 // CommitN publishes the first k reserved slots (their lengths set with
