@@ -253,7 +253,10 @@ func open[T any](name string, opts []Option) (_ *Chan[T], err error) {
 	}
 	var bells []*mq.Queue
 	if h.Wait == layout.WaitMQ {
-		if bells, err = openBells(name, 0, 0); err != nil {
+		if bells, err = openBells(name, 0, 0); err == nil && !o.foreign {
+			err = ownBells(bells)
+		}
+		if err != nil {
 			obj.Close()
 			return nil, fmt.Errorf("shmchan: open %q: %w", name, err)
 		}
@@ -358,6 +361,24 @@ func openBells(name string, flag int, perm fs.FileMode) ([]*mq.Queue, error) {
 		qs = append(qs, q)
 	}
 	return qs, nil
+}
+
+// ownBells refuses doorbell queues owned by another user (unless the caller
+// opted in with WithAllowForeignOwner, as for the region itself): whoever
+// owns a doorbell can ring it, or drain it, at will.
+func ownBells(qs []*mq.Queue) error {
+	for _, q := range qs {
+		uid, _, err := q.Owner()
+		if err != nil {
+			closeBells(qs)
+			return err
+		}
+		if uid != uint32(os.Geteuid()) {
+			closeBells(qs)
+			return fmt.Errorf("doorbell %s: %w (uid %d)", q.Name(), shm.ErrForeignOwner, uid)
+		}
+	}
+	return nil
 }
 
 func closeBells(qs []*mq.Queue) {

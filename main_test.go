@@ -5,12 +5,23 @@ import (
 	"os"
 	"runtime"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/shmchan/shmchan/mq"
 )
 
 var nameCounter atomic.Int64
+
+// names are every name testName handed out, for the leak check: message
+// queues are not listed anywhere unless an mqueue filesystem is mounted,
+// so TestMain looks each doorbell up by name.
+var (
+	namesMu sync.Mutex
+	names   []string
+)
 
 func testPrefix() string { return fmt.Sprintf("shmchan-test-%d-", os.Getpid()) }
 
@@ -18,6 +29,9 @@ func testPrefix() string { return fmt.Sprintf("shmchan-test-%d-", os.Getpid()) }
 // region (and any doorbells) when the test ends, whatever happened.
 func testName(t testing.TB) string {
 	name := fmt.Sprintf("%s%d", testPrefix(), nameCounter.Add(1))
+	namesMu.Lock()
+	names = append(names, name)
+	namesMu.Unlock()
 	t.Cleanup(func() { Unlink(name) })
 	return name
 }
@@ -75,6 +89,16 @@ func countFDs() int {
 
 func leftovers() []string {
 	var left []string
+	namesMu.Lock()
+	defer namesMu.Unlock()
+	for _, n := range names {
+		for _, b := range bellNames(n) {
+			if q, err := mq.Open(b, os.O_RDONLY, 0, nil); err == nil {
+				q.Close()
+				left = append(left, "message queue /"+b)
+			}
+		}
+	}
 	for _, dir := range []string{"/dev/shm", "/dev/mqueue"} {
 		ents, _ := os.ReadDir(dir)
 		for _, e := range ents {
