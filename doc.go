@@ -53,8 +53,10 @@
 // can write is checked before use, and a bad one is ErrCorrupt, never a
 // panic or an out-of-bounds access.
 //
+// To select over shmchan channels, bridge them to Go channels with
+// RecvChan and SendChan. For one goroutine's hot loop, Sender and Receiver
+// give the same calls without the handle's per-call lock.
+//
 // Not supported: other operating systems; machines of different
-// architectures sharing a region (raw values are native bytes); select over
-// several channels (use a goroutine per channel, or the message-queue
-// doorbells).
+// architectures sharing a region (raw values are native bytes).
 package shmchan
