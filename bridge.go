@@ -1,5 +1,9 @@
 package shmchan
 
+// The bridges are functions, not methods: a method of Chan[T] that makes a
+// chan T would stop Chan[T] from compiling for any T of 64 KiB or more (Go's
+// limit on channel elements), even in programs that never call it.
+
 import (
 	"context"
 	"errors"
@@ -17,7 +21,7 @@ import (
 // channel: those in the Go channel's buffer, and the one being delivered
 // when ctx ends, are lost with this process. Keep buffer small (0 is fine)
 // where that matters.
-func (c *Chan[T]) RecvChan(ctx context.Context, buffer int) (<-chan T, func() error) {
+func RecvChan[T any](ctx context.Context, c *Chan[T], buffer int) (<-chan T, func() error) {
 	out := make(chan T, max(buffer, 0))
 	done := make(chan struct{})
 	var err error
@@ -51,7 +55,7 @@ func (c *Chan[T]) RecvChan(ctx context.Context, buffer int) (<-chan T, func() er
 // and reports the first error (a send's, CloseSend's, or ctx.Err()). After
 // an error the goroutine keeps reading and drops what it reads, so writers
 // never block on a dead bridge; check the error.
-func (c *Chan[T]) SendChan(ctx context.Context, buffer int, closeSend bool) (chan<- T, func() error) {
+func SendChan[T any](ctx context.Context, c *Chan[T], buffer int, closeSend bool) (chan<- T, func() error) {
 	in := make(chan T, max(buffer, 0))
 	done := make(chan struct{})
 	var err error

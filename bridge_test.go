@@ -22,7 +22,7 @@ func TestRecvChanSelect(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer c.Close()
-		ins[i], errs[i] = c.RecvChan(ctx, 0)
+		ins[i], errs[i] = RecvChan(ctx, c, 0)
 		spawn(t, "send", name, "futex", 0, n, 1)
 	}
 	next := [2]uint64{}
@@ -65,7 +65,7 @@ func TestRecvChanCancel(t *testing.T) {
 	}
 	defer c.Close()
 	ctx, cancel := context.WithCancel(context.Background())
-	out, wait := c.RecvChan(ctx, 1)
+	out, wait := RecvChan(ctx, c, 1)
 	cancel()
 	for range out {
 	}
@@ -85,7 +85,7 @@ func TestSendChan(t *testing.T) {
 	}
 	defer c.Close()
 	h := spawn(t, "recv", name, "futex", 0, n)
-	in, wait := c.SendChan(context.Background(), 8, true)
+	in, wait := SendChan(context.Background(), c, 8, true)
 	for i := uint64(0); i < n; i++ {
 		in <- mkrec(i)
 	}
@@ -111,7 +111,7 @@ func TestSendChanError(t *testing.T) {
 	defer c.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
-	in, wait := c.SendChan(ctx, 0, false)
+	in, wait := SendChan(ctx, c, 0, false)
 	for i := uint64(0); i < 10; i++ { // the second send blocks until the deadline, then fails
 		in <- mkrec(i)
 	}
@@ -120,3 +120,9 @@ func TestSendChanError(t *testing.T) {
 		t.Fatalf("%v", err)
 	}
 }
+
+// bigValue is larger than a Go channel element may be: Chan[bigValue] must
+// still compile (the bridges are functions, not methods).
+type bigValue [1 << 17]uint64
+
+var _ = func() { _, _ = Create[bigValue]("x") }

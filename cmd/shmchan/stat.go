@@ -138,8 +138,14 @@ func printStat(w io.Writer, r *region) {
 		line("sender sleeps", "%d", c.SendSleeps)
 		line("wakes by senders", "%d", c.SenderWakes)
 		line("wakes by receiver", "%d", c.ReceiverWakes)
-		line("receiver waiting", "%d", c.RecvWaiting)
-		line("senders waiting", "%d", c.SendWaiters)
+		// A single sleeper's waiting word holds 1 + the futex value it
+		// sleeps on (layout/FORMAT.md, Waiting): show it as yes/no.
+		line("receiver waiting", "%s (word %d)", yesNo(c.RecvWaiting != 0), c.RecvWaiting)
+		if r.Valid && r.hdr.Mode == layout.ModeMPSC {
+			line("senders waiting", "%d", c.SendWaiters)
+		} else {
+			line("sender waiting", "%s (word %d)", yesNo(c.SendWaiters != 0), c.SendWaiters)
+		}
 	}
 	tw.Flush()
 
