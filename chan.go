@@ -23,6 +23,10 @@ import (
 // region's descriptor, which the kernel drops when the holder dies.
 const RoleLockBase = layout.RoleLockBase
 
+// fastRawMax bounds the values moved by the inlined typed copy; larger
+// ones go through the codec, which copies them in cache-friendly pieces.
+const fastRawMax = 64 << 10
+
 // readyWait is how long an opener waits for a region's creator to finish.
 const readyWait = time.Second
 
@@ -39,6 +43,10 @@ type Chan[T any] struct {
 	ring  *ring.Ring
 	codec codec.Codec[T]
 	raw   *codec.RawCodec[T] // codec as its concrete type when T is raw: no interface call, no escape
+	// fast: T is raw, has no bool fields and is smaller than chunkedRaw, so a
+	// value is moved with an inlined typed copy (putRaw/getRaw) of wire bytes.
+	fast bool
+	wire int
 	bells []*mq.Queue
 	life  sync.RWMutex // held for reading by Len and Stats, for writing by Close
 	dead  atomic.Bool  // Close was called; checked under smu, rmu or life
@@ -391,6 +399,8 @@ func attach[T any](name string, obj *shm.Object, mem []byte, h layout.Header, cd
 	c := &Chan[T]{name: name, obj: obj, mem: mem, hdr: h, codec: cd, bells: bells}
 	if rc, ok := codec.AsRaw(cd); ok && h.Flags&layout.FlagRaw != 0 {
 		c.raw = rc
+		c.wire = rc.FixedSize()
+		c.fast = !rc.HasBool() && rc.Size() == c.wire && c.wire < fastRawMax
 	}
 	cfg := ring.Config{Spin: o.spin, StuckCheck: o.stuck, Alive: c.alive}
 	if len(bells) == 2 {

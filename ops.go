@@ -25,6 +25,11 @@ func (c *Chan[T]) sendOne(s *ring.Sender, ctx context.Context, v *T, block bool)
 	if err != nil {
 		return c.wrap(err)
 	}
+	if c.fast && len(buf) >= c.wire {
+		putRaw(buf, v)
+		s.Commit(c.wire)
+		return nil
+	}
 	var n int
 	if c.raw != nil {
 		n, err = c.raw.Encode(buf, v)
@@ -69,6 +74,11 @@ func (c *Chan[T]) decode(b []byte) (T, error) {
 // does not decode is released too (so the channel does not wedge on it) and
 // reported as ErrCorrupt.
 func (c *Chan[T]) consume(r *ring.Receiver, b []byte, v *T) error {
+	if c.fast && len(b) == c.wire {
+		getRaw(b, v)
+		r.Release()
+		return nil
+	}
 	var err error
 	if c.raw != nil {
 		err = c.raw.Decode(b, v)
@@ -88,6 +98,20 @@ func (c *Chan[T]) sendBatch(s *ring.Sender, ctx context.Context, vs []T) (int, e
 		k, err := s.ReserveN(ctx, len(vs)-sent)
 		if err != nil {
 			return sent, c.wrap(err)
+		}
+		if c.fast {
+			for i := 0; i < k; i++ {
+				buf := s.Slot(i)
+				if len(buf) < c.wire {
+					s.CommitN(i)
+					return sent + i, fmt.Errorf("shmchan: %q: %w: slot of %d bytes", c.name, ErrTooLarge, len(buf))
+				}
+				putRaw(buf, &vs[sent+i])
+				s.SetLen(i, c.wire)
+			}
+			s.CommitN(k)
+			sent += k
+			continue
 		}
 		for i := 0; i < k; i++ {
 			var n int
@@ -118,6 +142,10 @@ func (c *Chan[T]) recvBatch(r *ring.Receiver, ctx context.Context, vs []T) (int,
 	}
 	for i := 0; i < k; i++ {
 		b, err := r.Item(i)
+		if err == nil && c.fast && len(b) == c.wire {
+			getRaw(b, &vs[i])
+			continue
+		}
 		if err == nil {
 			if c.raw != nil {
 				err = c.raw.Decode(b, &vs[i])

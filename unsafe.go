@@ -8,3 +8,17 @@ func wordAt(mem []byte, off int) *uint32 {
 	_ = mem[off : off+4]
 	return (*uint32)(unsafe.Pointer(&mem[off]))
 }
+
+// putRaw stores *v as its bytes at the start of dst, and getRaw loads them
+// back: a typed copy the compiler inlines, instead of a call through the
+// raw codec. Callers use them only for raw codecs (T pointer-free, no bool
+// fields to normalise) and check len(dst)/len(src) against the codec's
+// size first; slot payloads are 8-byte aligned, which is all any Go type
+// needs.
+func putRaw[T any](dst []byte, v *T) {
+	*(*T)(unsafe.Pointer(unsafe.SliceData(dst))) = *v
+}
+
+func getRaw[T any](src []byte, v *T) {
+	*v = *(*T)(unsafe.Pointer(unsafe.SliceData(src)))
+}
