@@ -45,8 +45,8 @@ type Chan[T any] struct {
 	raw   *codec.RawCodec[T] // codec as its concrete type when T is raw: no interface call, no escape
 	// fast: T is raw, has no bool fields and is smaller than chunkedRaw, so a
 	// value is moved with an inlined typed copy (putRaw/getRaw) of wire bytes.
-	fast bool
-	wire int
+	fast  bool
+	wire  int
 	bells []*mq.Queue
 	life  sync.RWMutex // held for reading by Len and Stats, for writing by Close
 	dead  atomic.Bool  // Close was called; checked under smu, rmu or life
