@@ -43,7 +43,7 @@ type Chan[T any] struct {
 	ring  *ring.Ring
 	codec codec.Codec[T]
 	raw   *codec.RawCodec[T] // codec as its concrete type when T is raw: no interface call, no escape
-	// fast: T is raw, has no bool fields and is smaller than chunkedRaw, so a
+	// fast: T is raw, has no bool fields and is smaller than fastRawMax, so a
 	// value is moved with an inlined typed copy (putRaw/getRaw) of wire bytes.
 	fast  bool
 	wire  int
