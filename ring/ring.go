@@ -413,6 +413,12 @@ func (r *Ring) block(ctx context.Context, s *side, mark *uint32, check func() (r
 			futex.Wait(s.seq, seq, timeout) //nolint:errcheck // spurious wake-ups and timeouts are re-checked
 		}
 		leave(s, mark)
+		// Look before announcing again: after a real wake-up the ring is
+		// ready, and going round the loop first would pay a barrier (an
+		// interrupt to every CPU) for nothing.
+		if st, err := check(); err != nil || st == ready {
+			return err
+		}
 	}
 }
 
