@@ -17,9 +17,14 @@ const (
 	// in the region. A busy channel makes no system call.
 	WaitFutex WaitMode = layout.WaitFutex
 	// WaitMQ spins briefly, then sleeps on a POSIX message queue used as a
-	// doorbell (two queues per channel, named after it). Choose it where
-	// cross-process futexes are not allowed (some sandboxes), or where a
-	// sleeper should be a pollable descriptor.
+	// doorbell: /<name>.rx for the receiver, /<name>.tx for senders,
+	// created with the region's mode and removed by Unlink. A blocked call
+	// then waits in Go's network poller (a parked goroutine, not a thread
+	// stuck in FUTEX_WAIT). Choose it where cross-process futexes are not
+	// allowed (a seccomp profile or sandbox that forbids futex on shared
+	// mappings), or where you want the wake-ups visible as ordinary kernel
+	// objects (mq_getattr shows pending rings). It costs a system call per
+	// sleep and per wake, like futex; a busy channel makes none either way.
 	WaitMQ WaitMode = layout.WaitMQ
 	// WaitSpin never sleeps: a blocked call spins (yielding the processor
 	// now and then) until it can go on. Lowest latency, one busy core per
