@@ -31,19 +31,14 @@ const NameMax = 255
 // Open reads MaxMsg and MsgSize when it creates a queue; a zero field takes
 // the system default (/proc/sys/fs/mqueue/msg_default and msgsize_default,
 // capped by msg_max and msgsize_max, as the kernel does for a NULL attr).
-// Open ignores CurMsgs and Nonblock, and ignores the whole Attr when the
-// queue already exists: the existing queue keeps its own sizes, which
-// Queue.MaxMsg and Queue.MsgSize report.
+// Open ignores CurMsgs, and ignores the whole Attr when the queue already
+// exists: the existing queue keeps its own sizes, which Queue.MaxMsg and
+// Queue.MsgSize report. (mq_attr's fourth field, mq_flags, is a property of
+// the handle, not of the queue: see Queue.Nonblock.)
 type Attr struct {
 	MaxMsg  int64 // mq_maxmsg: capacity in messages
 	MsgSize int64 // mq_msgsize: largest message in bytes
 	CurMsgs int64 // mq_curmsgs: messages queued now (read-only)
-
-	// Nonblock is this handle's non-blocking flag as set by SetNonblock or by
-	// syscall.O_NONBLOCK in Open's flag: mq_flags&O_NONBLOCK as the caller
-	// sees it. (The kernel's own flag on the descriptor is always set; see
-	// SetNonblock.)
-	Nonblock bool
 }
 
 // Queue is an open handle on a POSIX message queue: a message queue
@@ -415,8 +410,13 @@ func (q *Queue) wait(ctx context.Context, w *waiter, op string) error {
 	return fmt.Errorf("mq: %s %s: %w", op, q.name, err)
 }
 
-// Attr returns the queue's attributes (mq_getattr). Nonblock is this
-// handle's flag, see SetNonblock.
+// Nonblock reports this handle's non-blocking flag, as set by SetNonblock
+// or by syscall.O_NONBLOCK in Open's flag: mq_flags&O_NONBLOCK as the
+// caller sees it. (The kernel's own flag on the descriptor is always set;
+// see SetNonblock.)
+func (q *Queue) Nonblock() bool { return q.nonblock.Load() }
+
+// Attr returns the queue's attributes (mq_getattr).
 func (q *Queue) Attr() (Attr, error) {
 	var a mqAttr
 	q.mu.RLock()
@@ -430,10 +430,9 @@ func (q *Queue) Attr() (Attr, error) {
 		return Attr{}, fmt.Errorf("mq: getattr %s: %w", q.name, e)
 	}
 	return Attr{
-		MaxMsg:   int64(a.maxMsg),
-		MsgSize:  int64(a.msgSize),
-		CurMsgs:  int64(a.curMsgs),
-		Nonblock: q.nonblock.Load(),
+		MaxMsg:  int64(a.maxMsg),
+		MsgSize: int64(a.msgSize),
+		CurMsgs: int64(a.curMsgs),
 	}, nil
 }
 
@@ -510,7 +509,7 @@ func (q *Queue) Chmod(perm fs.FileMode) error {
 // the system call, where neither a context nor Close could reach it. So the
 // descriptor stays O_NONBLOCK for its whole life; SetNonblock re-asserts that
 // with mq_setattr (which also reports a bad descriptor) and records the
-// caller's choice, which Attr reports as Nonblock. The description is private
+// caller's choice, which Nonblock reports. The description is private
 // to this Queue (close-on-exec, never duplicated), so no other holder of it
 // can observe the difference.
 func (q *Queue) SetNonblock(on bool) error {

@@ -675,13 +675,13 @@ func TestStress(t *testing.T) {
 func TestSetNonblock(t *testing.T) {
 	name, q := create(t, &mq.Attr{MaxMsg: 1, MsgSize: 8})
 	buf := make([]byte, 8)
-	if a, _ := q.Attr(); a.Nonblock {
+	if q.Nonblock() {
 		t.Fatal("a new handle is in non-blocking mode")
 	}
 	if err := q.SetNonblock(true); err != nil {
 		t.Fatal(err)
 	}
-	if a, _ := q.Attr(); !a.Nonblock {
+	if !q.Nonblock() {
 		t.Fatal("Attr does not report Nonblock")
 	}
 	if _, _, err := q.Receive(context.Background(), buf); err != mq.ErrEmpty {
@@ -696,7 +696,7 @@ func TestSetNonblock(t *testing.T) {
 	if err := q.SetNonblock(false); err != nil {
 		t.Fatal(err)
 	}
-	if a, _ := q.Attr(); a.Nonblock {
+	if q.Nonblock() {
 		t.Fatal("Nonblock still reported")
 	}
 	// The kernel's flag stays set: the poller depends on it.
@@ -740,7 +740,7 @@ func TestSetNonblock(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer q2.Close()
-	if a, _ := q2.Attr(); !a.Nonblock {
+	if !q2.Nonblock() {
 		t.Error("O_NONBLOCK handle does not report Nonblock")
 	}
 	if _, _, err := q2.Receive(context.Background(), buf); err != mq.ErrEmpty {
