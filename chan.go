@@ -319,7 +319,7 @@ func mapReady(obj *shm.Object) ([]byte, layout.Header, error) {
 
 // agree checks an opened region against the caller's type and options.
 func agree[T any](h layout.Header, o options, cd codec.Codec[T]) error {
-	if h.CodecName != cd.Name() || h.Fingerprint != cd.Fingerprint() {
+	if !o.adopt && (h.CodecName != cd.Name() || h.Fingerprint != cd.Fingerprint()) {
 		return fmt.Errorf("%w: region holds %s (codec %s, fingerprint %#x), this handle wants %s (codec %s, fingerprint %#x)",
 			ErrTypeMismatch, h.TypeName, h.CodecName, h.Fingerprint, cd.TypeName(), cd.Name(), cd.Fingerprint())
 	}

@@ -67,6 +67,7 @@ type options struct {
 	spin                        time.Duration
 	stuck                       time.Duration
 	foreign                     bool
+	adopt                       bool // OpenRaw: take the region's type, whatever it is
 }
 
 // WithCapacity sets the number of slots, rounded up to a power of two.

@@ -170,6 +170,11 @@ type Header struct {
 	// Derived (and checked against the stored values by Validate).
 	DataOffset uint32
 	TotalSize  uint64
+
+	// Checksum is the sealed header's checksum (set by Encode and Peek). It
+	// covers the creator's pid and creation time, so it identifies one
+	// creation of a region: a name unlinked and created again gets another.
+	Checksum uint64
 }
 
 // SlotSizeFor returns the slot stride for payloads of up to maxMsg bytes.
@@ -243,7 +248,8 @@ func (h *Header) Encode(b []byte) {
 	le.PutUint64(b[OffCreated:], uint64(h.Created))
 	putString(b[OffCodecName:OffTypeName], h.CodecName)
 	putString(b[OffTypeName:OffChecksum], h.TypeName)
-	le.PutUint64(b[OffChecksum:], Checksum(b))
+	h.Checksum = Checksum(b)
+	le.PutUint64(b[OffChecksum:], h.Checksum)
 }
 
 // Checksum returns the xxhash64 of the header bytes before OffChecksum.
@@ -319,6 +325,7 @@ func Peek(region []byte) (Header, error) {
 		Created:     int64(le.Uint64(b[OffCreated:])),
 		CodecName:   getString(b[OffCodecName:OffTypeName]),
 		TypeName:    getString(b[OffTypeName:OffChecksum]),
+		Checksum:    le.Uint64(b[OffChecksum:]),
 	}
 	if err := h.Geometry(); err != nil {
 		return Header{}, err

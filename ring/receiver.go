@@ -319,3 +319,84 @@ func (c *Receiver) liveClaimer(pos uint64) (bool, error) {
 	}
 	return false, nil
 }
+
+// TryScan makes up to max values visible from head on without consuming
+// them: f gets each committed value's position and checked payload (shared
+// memory, valid until ReleaseTo). It stops at the first position that is not
+// committed yet (MPSC) and returns how many values f got, or ErrEmpty,
+// ErrClosed (closed and drained), ErrCorrupt. Skip markers between values
+// are passed over; ReleaseTo consumes them with the values around them.
+// Scanning again starts from head again: nothing is held across calls but
+// the positions, which only ReleaseTo moves.
+func (c *Receiver) TryScan(max int, f func(pos uint64, b []byte)) (int, error) {
+	n, _, err := c.tryScan(max, f)
+	return n, err
+}
+
+// Scan is TryScan that waits for at least one value.
+func (c *Receiver) Scan(ctx context.Context, max int, f func(pos uint64, b []byte)) (int, error) {
+	n, _, err := c.tryScan(max, f)
+	if err != ErrEmpty {
+		return n, err
+	}
+	err = c.r.block(ctx, &c.r.recv, nil, func() (readiness, error) {
+		var st readiness
+		n, st, err = c.tryScan(max, f)
+		switch err {
+		case nil:
+			return ready, nil
+		case ErrEmpty:
+			return st, nil
+		}
+		return notReady, err
+	})
+	return n, err
+}
+
+func (c *Receiver) tryScan(max int, f func(pos uint64, b []byte)) (int, readiness, error) {
+	// The value at head goes through the single-value path, which also
+	// skips abandoned slots (it may move head: nothing before it is held).
+	b, st, err := c.tryPeek()
+	c.peeked, c.one = 0, nil
+	if err != nil {
+		return 0, st, err
+	}
+	f(c.head, b)
+	got := 1
+	pos := c.head + 1
+	for got < max {
+		if pos == c.tailCache {
+			if err := c.refreshTail(); err != nil {
+				return got, ready, err
+			}
+			if pos == c.tailCache {
+				break
+			}
+		}
+		if c.r.mpsc && atomic.LoadUint32(word32(c.r.slot(pos), layout.SlotSeq)) != uint32(pos+1) {
+			break // not committed yet: the next scan waits for it at head
+		}
+		b, n, err := c.payloadAt(pos)
+		if err != nil {
+			return got, ready, err
+		}
+		if !(n == layout.SlotSkip && c.r.mpsc) {
+			f(pos, b)
+			got++
+		}
+		pos++
+	}
+	return got, ready, nil
+}
+
+// ReleaseTo consumes every position before end, which must lie in
+// (head, the end of the last scan]: the values a scan returned and the skip
+// markers between them.
+func (c *Receiver) ReleaseTo(end uint64) error {
+	c.peeked, c.one = 0, nil
+	if end <= c.head || end > c.tailCache {
+		return fmt.Errorf("ring: release to %d outside (%d, %d]", end, c.head, c.tailCache)
+	}
+	c.advance(end - c.head)
+	return nil
+}
