@@ -1,0 +1,281 @@
+package natsbridge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/shmchan/shmchan"
+)
+
+// The benchmarks run the bridge and nats.go alone on the same payloads
+// against the same embedded server (loopback TCP, memory storage) in one
+// run, taking turns in rounds so that a noisy machine weighs on both
+// alike, and report each one's rate and the ratio (bridge rate / nats.go
+// rate; the goal is ≥ 0.8):
+//
+//	go test -run '^$' -bench . -benchtime 200000x
+
+const benchRounds = 4
+
+type v16 [16]byte
+type v4k [4096]byte
+
+// benchSizes are the payloads: 16-byte and 4 KiB raw values.
+var benchSizes = []struct {
+	name string
+	size int
+	mk   func(b *testing.B, name string) func()
+}{
+	{"16B", 16, func(b *testing.B, name string) func() { return mkraw[v16](b, name) }},
+	{"4KiB", 4096, func(b *testing.B, name string) func() { return mkraw[v4k](b, name) }},
+}
+
+func mkraw[T any](b *testing.B, name string) func() {
+	c, err := shmchan.Create[T](name, shmchan.WithCapacity(4096))
+	if err != nil {
+		b.Fatal(err)
+	}
+	return func() { c.Close(); shmchan.Unlink(name) }
+}
+
+// fill sends n values of size bytes into the channel, then closes it.
+func fill(ctx context.Context, name string, n, size int) chan error {
+	done := make(chan error, 1)
+	go func() {
+		rc, err := shmchan.OpenRaw(name)
+		if err != nil {
+			done <- err
+			return
+		}
+		defer rc.Close()
+		batch := make([][]byte, 256)
+		for i := range batch {
+			batch[i] = make([]byte, size)
+		}
+		for sent := 0; sent < n; {
+			k := min(len(batch), n-sent)
+			for i := 0; i < k; i++ {
+				batch[i][0] = byte(sent + i)
+			}
+			m, err := rc.SendBatch(ctx, batch[:k])
+			if err != nil {
+				done <- err
+				return
+			}
+			sent += m
+		}
+		done <- rc.CloseSend()
+	}()
+	return done
+}
+
+// drainChan receives from the channel until it is closed.
+func drainChan(ctx context.Context, name string) chan error {
+	done := make(chan error, 1)
+	go func() {
+		rc, err := shmchan.OpenRaw(name)
+		if err != nil {
+			done <- err
+			return
+		}
+		defer rc.Close()
+		msgs := make([]shmchan.RawMsg, 256)
+		for {
+			n, err := rc.Hold(ctx, msgs)
+			if err != nil {
+				if errors.Is(err, shmchan.ErrClosed) {
+					err = nil
+				}
+				done <- err
+				return
+			}
+			if err := rc.Release(n); err != nil {
+				done <- err
+				return
+			}
+		}
+	}()
+	return done
+}
+
+type benchEnv struct {
+	b  *testing.B
+	js jetstream.JetStream
+	n  int
+}
+
+func newBenchEnv(b *testing.B) *benchEnv {
+	srv := startServer(b)
+	_, js := connect(b, srv.url())
+	return &benchEnv{b: b, js: js}
+}
+
+// stream makes a new memory stream; drop deletes it.
+func (e *benchEnv) stream() (jetstream.Stream, string) {
+	e.n++
+	subject := fmt.Sprintf("bench.%d", e.n)
+	return mkstream(e.b, e.js, fmt.Sprintf("BENCH%d", e.n), subject, jetstream.MemoryStorage), subject
+}
+
+func (e *benchEnv) drop(s jetstream.Stream) {
+	if err := e.js.DeleteStream(context.Background(), s.CachedInfo().Config.Name); err != nil {
+		e.b.Fatal(err)
+	}
+}
+
+// timed runs f with the benchmark timer on and returns how long it took.
+func timed(b *testing.B, f func()) time.Duration {
+	b.StartTimer()
+	start := time.Now()
+	f()
+	d := time.Since(start)
+	b.StopTimer()
+	return d
+}
+
+func rate(n int, d time.Duration) float64 { return float64(n) / d.Seconds() }
+
+// BenchmarkOut: Out publishing values from a channel, against nats.go
+// publishing messages of the same payload asynchronously (its default
+// window of 4000), bare and with the bridge's headers and message IDs.
+func BenchmarkOut(b *testing.B) {
+	for _, sz := range benchSizes {
+		b.Run(sz.name, func(b *testing.B) {
+			e := newBenchEnv(b)
+			ctx := context.Background()
+			payload := make([]byte, sz.size)
+			st := newStamp(shmchan.RawInfo{Codec: "raw", Type: "natsbridge.v16", Fingerprint: 1, ID: 2})
+			n := max(b.N/benchRounds, 1)
+			var bridge, bare, hdr time.Duration
+			plain := func(headers bool) time.Duration {
+				s, subject := e.stream()
+				defer e.drop(s)
+				return timed(b, func() {
+					for i := 0; i < n; i++ {
+						var err error
+						if headers {
+							_, err = e.js.PublishMsgAsync(st.value(subject, uint64(i), payload))
+						} else {
+							_, err = e.js.PublishAsync(subject, payload)
+						}
+						if err != nil {
+							b.Fatal(err)
+						}
+					}
+					select {
+					case <-e.js.PublishAsyncComplete():
+					case <-time.After(time.Minute):
+						b.Fatal("acks did not arrive")
+					}
+				})
+			}
+			b.StopTimer()
+			b.ResetTimer()
+			for round := 0; round < benchRounds; round++ {
+				name := testName(b)
+				closeA := sz.mk(b, name)
+				s, subject := e.stream()
+				bridge += timed(b, func() {
+					filled := fill(ctx, name, n, sz.size)
+					if err := Out(ctx, name, e.js, subject); err != nil {
+						b.Fatal(err)
+					}
+					if err := <-filled; err != nil {
+						b.Fatal(err)
+					}
+				})
+				e.drop(s)
+				closeA()
+				bare += plain(false)
+				hdr += plain(true)
+			}
+			total := n * benchRounds
+			b.ReportMetric(rate(total, bridge), "bridge-values/s")
+			b.ReportMetric(rate(total, bare), "nats-values/s")
+			b.ReportMetric(rate(total, hdr), "nats+headers-values/s")
+			b.ReportMetric(bare.Seconds()/bridge.Seconds(), "ratio")
+			b.ReportMetric(hdr.Seconds()/bridge.Seconds(), "ratio-headers")
+		})
+	}
+}
+
+// BenchmarkIn: In moving messages from a stream into a channel (which a
+// goroutine drains), against a plain consumer loop (Messages, Next, Ack)
+// over the same messages.
+func BenchmarkIn(b *testing.B) {
+	for _, sz := range benchSizes {
+		b.Run(sz.name, func(b *testing.B) {
+			e := newBenchEnv(b)
+			ctx := context.Background()
+			n := max(b.N/benchRounds, 1)
+			payload := make([]byte, sz.size)
+			var bridge, plain time.Duration
+			b.StopTimer()
+			b.ResetTimer()
+			for round := 0; round < benchRounds; round++ {
+				name := testName(b)
+				closeB := sz.mk(b, name)
+				rc, err := shmchan.OpenRaw(name)
+				if err != nil {
+					b.Fatal(err)
+				}
+				st := newStamp(rc.Info())
+				rc.Close()
+				s, subject := e.stream()
+				for i := 0; i <= n; i++ {
+					m := st.marker(subject, uint64(n))
+					if i < n {
+						m = st.value(subject, uint64(i), payload)
+					}
+					if _, err := e.js.PublishMsgAsync(m); err != nil {
+						b.Fatal(err)
+					}
+					if i%1024 == 1023 {
+						<-e.js.PublishAsyncComplete()
+					}
+				}
+				<-e.js.PublishAsyncComplete()
+				if si, err := s.Info(ctx); err != nil || si.State.Msgs != uint64(n+1) {
+					b.Fatalf("stream filled with %v messages (%v), want %d", si.State.Msgs, err, n+1)
+				}
+				consIn := mkconsumer(b, s, "in", 30*time.Second)
+				consPlain := mkconsumer(b, s, "plain", 30*time.Second)
+				bridge += timed(b, func() {
+					drained := drainChan(ctx, name)
+					if err := In(ctx, consIn, name); err != nil {
+						b.Fatal(err)
+					}
+					if err := <-drained; err != nil {
+						b.Fatal(err)
+					}
+				})
+				plain += timed(b, func() {
+					it, err := consPlain.Messages()
+					if err != nil {
+						b.Fatal(err)
+					}
+					defer it.Stop()
+					for i := 0; i <= n; i++ {
+						m, err := it.Next()
+						if err != nil {
+							b.Fatal(err)
+						}
+						if err := m.Ack(); err != nil {
+							b.Fatal(err)
+						}
+					}
+				})
+				e.drop(s)
+				closeB()
+			}
+			total := n * benchRounds
+			b.ReportMetric(rate(total, bridge), "bridge-values/s")
+			b.ReportMetric(rate(total, plain), "nats-values/s")
+			b.ReportMetric(plain.Seconds()/bridge.Seconds(), "ratio")
+		})
+	}
+}
