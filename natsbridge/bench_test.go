@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"strconv"
 	"testing"
 	"time"
 
@@ -156,14 +158,20 @@ func BenchmarkOut(b *testing.B) {
 				defer e.drop(s)
 				return timed(b, func() {
 					for i := 0; i < n; i++ {
-						var err error
-						if headers {
-							_, err = e.js.PublishMsgAsync(st.value(subject, uint64(i), payload))
-						} else {
-							_, err = e.js.PublishAsync(subject, payload)
-						}
-						if err != nil {
-							b.Fatal(err)
+						for {
+							var err error
+							if headers {
+								_, err = e.js.PublishMsgAsync(st.value(subject, uint64(i), payload))
+							} else {
+								_, err = e.js.PublishAsync(subject, payload)
+							}
+							if err == nil {
+								break
+							}
+							if !errors.Is(err, jetstream.ErrTooManyStalledMsgs) {
+								b.Fatal(err)
+							}
+							<-e.js.PublishAsyncComplete() // what a publisher does when it stalls
 						}
 					}
 					select {
@@ -181,7 +189,7 @@ func BenchmarkOut(b *testing.B) {
 				s, subject := e.stream()
 				bridge += timed(b, func() {
 					filled := fill(ctx, name, n, sz.size)
-					if err := Out(ctx, name, e.js, subject); err != nil {
+					if err := Out(ctx, name, e.js, subject, expOpts()...); err != nil {
 						b.Fatal(err)
 					}
 					if err := <-filled; err != nil {
@@ -278,4 +286,12 @@ func BenchmarkIn(b *testing.B) {
 			b.ReportMetric(plain.Seconds()/bridge.Seconds(), "ratio")
 		})
 	}
+}
+
+func expOpts() []Option {
+	if w := os.Getenv("BENCH_WINDOW"); w != "" {
+		n, _ := strconv.Atoi(w)
+		return []Option{WithWindow(n)}
+	}
+	return nil
 }

@@ -1,6 +1,7 @@
 package natsbridge
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -58,6 +59,7 @@ type inner struct {
 	markerSeq  uint64          // its stream sequence
 	after      []jetstream.Msg // messages after the marker: not committed
 	ackWait    time.Duration
+	maxExpires time.Duration // the consumer's MaxRequestExpires, if any
 	pause      backoff
 }
 
@@ -73,6 +75,7 @@ func (r *inner) run(ctx context.Context) error {
 		if mb := ci.Config.MaxRequestBatch; mb > 0 {
 			maxBatch = min(maxBatch, mb)
 		}
+		r.maxExpires = ci.Config.MaxRequestExpires
 	}
 	for {
 		if err := ctx.Err(); err != nil {
@@ -99,13 +102,22 @@ func (r *inner) run(ctx context.Context) error {
 			}
 			continue
 		}
-		// The fetch ends when it is full or when the server says its wait
-		// is over, after every message it delivered (a client-side deadline
-		// could drop a message that had arrived, to be redelivered only
-		// after AckWait). The wait is short, so that the close marker is
-		// acted on soon after it came.
-		mb, err := r.cons.Fetch(min(maxBatch, room), jetstream.FetchMaxWait(r.o.fetchWait))
+		// A fetch ends when it is full, or when the server says its wait is
+		// over (after every message it delivered), or when nats.go misses
+		// the server's heartbeats (a lost server). A fetch that ends on the
+		// client's side alone drops what arrives for it later, which
+		// JetStream redelivers after AckWait: so the wait is long (30 s,
+		// nats.go's default; the consumer's MaxRequestExpires if lower), and
+		// In cancels a fetch it leaves, so the server stops handing it
+		// messages that another fetch would get.
+		fctx, cancel := r.fetchContext(ctx)
+		hb := r.o.heartbeat
+		if r.maxExpires > 0 {
+			hb = min(hb, r.maxExpires/4)
+		}
+		mb, err := r.cons.Fetch(min(maxBatch, room), jetstream.FetchContext(fctx), jetstream.FetchHeartbeat(hb))
 		if err != nil {
+			cancel()
 			if ctx.Err() != nil {
 				continue
 			}
@@ -120,11 +132,15 @@ func (r *inner) run(ctx context.Context) error {
 			continue
 		}
 		err = r.drain(ctx, mb)
+		cancel()
+		if err == errClosedDone {
+			return nil
+		}
 		if err != nil {
 			r.settle()
 			return err
 		}
-		if err := mb.Error(); err != nil && ctx.Err() == nil {
+		if err := mb.Error(); err != nil && ctx.Err() == nil && !errors.Is(err, context.Canceled) {
 			if fatalFetch(err) {
 				r.settle()
 				return err
@@ -135,20 +151,53 @@ func (r *inner) run(ctx context.Context) error {
 	}
 }
 
+// fetchContext is the context of one fetch: cancelled when In is done
+// with it, with no deadline (the server's default wait) unless the
+// consumer limits how long a fetch may wait.
+func (r *inner) fetchContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	if r.maxExpires > 0 {
+		return context.WithTimeout(ctx, r.maxExpires)
+	}
+	return context.WithCancel(ctx)
+}
+
 // fatalFetch reports whether a fetch error means the consumer is gone.
 func fatalFetch(err error) bool {
 	return errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, jetstream.ErrConsumerNotFound)
 }
 
+// errClosedDone: drain closed the channel on the marker; In is done.
+var errClosedDone = errors.New("closed")
+
 // drain takes the messages of one fetch as they arrive, committing what
-// has arrived each time the batch's channel runs dry.
+// has arrived each time the batch's channel runs dry. Once the close
+// marker came, it tries to close after each commit and every quarter
+// second (errClosedDone once closed); a fetch it leaves then holds only
+// messages after the marker, which JetStream redelivers to the next reader.
 func (r *inner) drain(ctx context.Context, mb jetstream.MessageBatch) error {
 	ch := mb.Messages()
+	var tick <-chan time.Time
 	for {
+		if r.marker != nil {
+			done, err := r.tryClose(ctx)
+			if err != nil {
+				return err
+			}
+			if done {
+				return errClosedDone
+			}
+			if tick == nil {
+				t := time.NewTicker(250 * time.Millisecond)
+				defer t.Stop()
+				tick = t.C
+			}
+		}
 		var m jetstream.Msg
 		var ok bool
 		select {
 		case m, ok = <-ch:
+		case <-tick:
+			continue
 		case <-ctx.Done():
 			return ctx.Err()
 		}
@@ -175,6 +224,11 @@ func (r *inner) drain(ctx context.Context, mb jetstream.MessageBatch) error {
 			return err
 		}
 		if !ok {
+			if r.marker != nil {
+				if done, err := r.tryClose(ctx); done || err != nil {
+					return cmp.Or(err, errClosedDone)
+				}
+			}
 			return nil
 		}
 		r.pause.reset()

@@ -8,7 +8,7 @@ import (
 
 // Defaults.
 const (
-	DefaultWindow     = 1024            // Out: publishes awaiting their acknowledgement
+	DefaultWindow     = 4000            // Out: publishes awaiting their acknowledgement (nats.go's default PublishAsyncMaxPending)
 	DefaultBatch      = 1024            // In: messages per fetch
 	DefaultAckTimeout = 5 * time.Second // Out: wait for the oldest acknowledgement before publishing again
 )
@@ -22,7 +22,7 @@ type options struct {
 	ackTimeout time.Duration
 	onError    func(error)
 	counters   *Counters
-	fetchWait  time.Duration
+	heartbeat  time.Duration
 }
 
 func parse(opts []Option) *options {
@@ -30,7 +30,7 @@ func parse(opts []Option) *options {
 		window:     DefaultWindow,
 		batch:      DefaultBatch,
 		ackTimeout: DefaultAckTimeout,
-		fetchWait:  100 * time.Millisecond,
+		heartbeat:  2 * time.Second,
 		onError:    func(err error) { log.Print(err) },
 	}
 	for _, f := range opts {

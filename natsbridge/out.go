@@ -108,13 +108,20 @@ func (o *outer) run(ctx context.Context) error {
 		published := false
 		if n > len(o.pend) {
 			if nc.Status() == nats.CONNECTED {
-				if err := o.publish(n); err != nil {
+				before := len(o.pend)
+				err := o.publish(n)
+				if errors.Is(err, jetstream.ErrTooManyStalledMsgs) && len(o.pend) > 0 {
+					// The JetStream context's own window is smaller than
+					// ours: nothing failed, wait for acknowledgements.
+					err = nil
+				}
+				if err != nil {
 					if perr := o.failed(ctx, err); perr != nil {
 						return perr
 					}
 					continue
 				}
-				published = true
+				published = len(o.pend) > before
 			} else if len(o.pend) == 0 {
 				// Not connected and nothing in flight: wait for the
 				// connection (publishing now would only fill nats.go's
