@@ -4,8 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"strconv"
+	"runtime"
+	"syscall"
 	"testing"
 	"time"
 
@@ -131,12 +131,28 @@ func (e *benchEnv) drop(s jetstream.Stream) {
 
 // timed runs f with the benchmark timer on and returns how long it took.
 func timed(b *testing.B, f func()) time.Duration {
+	d, _ := timedCPU(b, f)
+	return d
+}
+
+// timedCPU is timed that also returns the CPU time the process (client,
+// bridge and embedded server together) spent meanwhile.
+func timedCPU(b *testing.B, f func()) (time.Duration, time.Duration) {
+	c0 := cpuTime()
 	b.StartTimer()
 	start := time.Now()
 	f()
 	d := time.Since(start)
 	b.StopTimer()
-	return d
+	return d, cpuTime() - c0
+}
+
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 func rate(n int, d time.Duration) float64 { return float64(n) / d.Seconds() }
@@ -152,11 +168,11 @@ func BenchmarkOut(b *testing.B) {
 			payload := make([]byte, sz.size)
 			st := newStamp(shmchan.RawInfo{Codec: "raw", Type: "natsbridge.v16", Fingerprint: 1, ID: 2})
 			n := max(b.N/benchRounds, 1)
-			var bridge, bare, hdr time.Duration
-			plain := func(headers bool) time.Duration {
+			var bridge, bare, hdr, bridgeCPU, bareCPU, hdrCPU time.Duration
+			plain := func(headers bool) (time.Duration, time.Duration) {
 				s, subject := e.stream()
 				defer e.drop(s)
-				return timed(b, func() {
+				return timedCPU(b, func() {
 					for i := 0; i < n; i++ {
 						for {
 							var err error
@@ -183,23 +199,39 @@ func BenchmarkOut(b *testing.B) {
 			}
 			b.StopTimer()
 			b.ResetTimer()
-			for round := 0; round < benchRounds; round++ {
+			runBridge := func() (time.Duration, time.Duration) {
 				name := testName(b)
 				closeA := sz.mk(b, name)
+				defer closeA()
 				s, subject := e.stream()
-				bridge += timed(b, func() {
+				defer e.drop(s)
+				return timedCPU(b, func() {
 					filled := fill(ctx, name, n, sz.size)
-					if err := Out(ctx, name, e.js, subject, expOpts()...); err != nil {
+					if err := Out(ctx, name, e.js, subject); err != nil {
 						b.Fatal(err)
 					}
 					if err := <-filled; err != nil {
 						b.Fatal(err)
 					}
 				})
-				e.drop(s)
-				closeA()
-				bare += plain(false)
-				hdr += plain(true)
+			}
+			for round := 0; round < benchRounds; round++ {
+				// Each round in another order, each run after a GC.
+				for k := 0; k < 3; k++ {
+					runtime.GC()
+					var d, c time.Duration
+					switch (round + k) % 3 {
+					case 0:
+						d, c = runBridge()
+						bridge, bridgeCPU = bridge+d, bridgeCPU+c
+					case 1:
+						d, c = plain(false)
+						bare, bareCPU = bare+d, bareCPU+c
+					case 2:
+						d, c = plain(true)
+						hdr, hdrCPU = hdr+d, hdrCPU+c
+					}
+				}
 			}
 			total := n * benchRounds
 			b.ReportMetric(rate(total, bridge), "bridge-values/s")
@@ -207,6 +239,9 @@ func BenchmarkOut(b *testing.B) {
 			b.ReportMetric(rate(total, hdr), "nats+headers-values/s")
 			b.ReportMetric(bare.Seconds()/bridge.Seconds(), "ratio")
 			b.ReportMetric(hdr.Seconds()/bridge.Seconds(), "ratio-headers")
+			b.ReportMetric(float64(bridgeCPU.Nanoseconds())/float64(total), "bridge-cpu-ns/value")
+			b.ReportMetric(float64(bareCPU.Nanoseconds())/float64(total), "nats-cpu-ns/value")
+			b.ReportMetric(float64(hdrCPU.Nanoseconds())/float64(total), "nats+headers-cpu-ns/value")
 		})
 	}
 }
@@ -221,7 +256,7 @@ func BenchmarkIn(b *testing.B) {
 			ctx := context.Background()
 			n := max(b.N/benchRounds, 1)
 			payload := make([]byte, sz.size)
-			var bridge, plain time.Duration
+			var bridge, plain, bridgeCPU, plainCPU time.Duration
 			b.StopTimer()
 			b.ResetTimer()
 			for round := 0; round < benchRounds; round++ {
@@ -252,7 +287,8 @@ func BenchmarkIn(b *testing.B) {
 				}
 				consIn := mkconsumer(b, s, "in", 30*time.Second)
 				consPlain := mkconsumer(b, s, "plain", 30*time.Second)
-				bridge += timed(b, func() {
+				runtime.GC()
+				d, c := timedCPU(b, func() {
 					drained := drainChan(ctx, name)
 					if err := In(ctx, consIn, name); err != nil {
 						b.Fatal(err)
@@ -261,7 +297,9 @@ func BenchmarkIn(b *testing.B) {
 						b.Fatal(err)
 					}
 				})
-				plain += timed(b, func() {
+				bridge, bridgeCPU = bridge+d, bridgeCPU+c
+				runtime.GC()
+				d, c = timedCPU(b, func() {
 					it, err := consPlain.Messages()
 					if err != nil {
 						b.Fatal(err)
@@ -277,6 +315,7 @@ func BenchmarkIn(b *testing.B) {
 						}
 					}
 				})
+				plain, plainCPU = plain+d, plainCPU+c
 				e.drop(s)
 				closeB()
 			}
@@ -284,14 +323,8 @@ func BenchmarkIn(b *testing.B) {
 			b.ReportMetric(rate(total, bridge), "bridge-values/s")
 			b.ReportMetric(rate(total, plain), "nats-values/s")
 			b.ReportMetric(plain.Seconds()/bridge.Seconds(), "ratio")
+			b.ReportMetric(float64(bridgeCPU.Nanoseconds())/float64(total), "bridge-cpu-ns/value")
+			b.ReportMetric(float64(plainCPU.Nanoseconds())/float64(total), "nats-cpu-ns/value")
 		})
 	}
-}
-
-func expOpts() []Option {
-	if w := os.Getenv("BENCH_WINDOW"); w != "" {
-		n, _ := strconv.Atoi(w)
-		return []Option{WithWindow(n)}
-	}
-	return nil
 }

@@ -60,16 +60,22 @@
 //
 // In fetches only as many messages as the channel has room for, commits
 // them with one SendBatch, and only then acknowledges them. It is at least
-// once: a value committed just before In dies (or before the connection
-// drops its acknowledgements) is delivered again. Messages delivered to In
-// stay in hand until they are committed, and In marks them in progress
-// while a send waits for room, so a full channel does not make JetStream
-// redeliver them. On the close marker, In waits until the consumer's
-// acknowledgement floor shows every earlier message acknowledged (so a
-// restarted In never closes ahead of redeliveries from a crashed one), then
-// calls CloseSend, acknowledges the marker synchronously and returns nil.
-// Messages after the marker are not committed; In negatively acknowledges
-// them for the next reader.
+// once: a value is delivered again when its acknowledgement never reached
+// the server, that is when In dies between committing and acknowledging
+// (a batch at most), or when the connection or the server goes down with
+// acknowledgements on their way (about a fetch at most; a restarted
+// server may also forget acknowledgements it had not stored yet). Nothing
+// else duplicates: messages delivered to In stay in its hands until they
+// are committed (In marks them in progress should a send wait for room),
+// and a message nats.go drops after giving up on a fetch was never
+// committed (JetStream redelivers it after AckWait, out of order). On the
+// close marker, In waits until the consumer's acknowledgement floor shows
+// every earlier message acknowledged (so a restarted In never closes ahead
+// of redeliveries from a crashed one), then calls CloseSend, acknowledges
+// the marker synchronously and returns nil. Messages after the marker are
+// not committed: JetStream delivers them to the next reader. In works with
+// any AckWait, MaxAckPending, MaxRequestBatch and MaxRequestExpires; its
+// fetches wait up to 30 seconds (or MaxRequestExpires) with heartbeats.
 //
 // Both keep going while the connection is down, relying on the caller's
 // reconnect settings (nats.MaxReconnects(-1) to retry for ever); errors

@@ -42,8 +42,10 @@ func Out(ctx context.Context, channel string, js jetstream.JetStream, subject st
 }
 
 type flight struct {
-	pos uint64
-	f   jetstream.PubAckFuture
+	pos  uint64
+	size int
+	sent time.Time
+	f    jetstream.PubAckFuture
 }
 
 type outer struct {
@@ -66,7 +68,7 @@ var noRetry = []jetstream.PublishOpt{jetstream.WithRetryAttempts(0)}
 func (o *outer) run(ctx context.Context) error {
 	info := o.rc.Info()
 	o.st = newStamp(info)
-	win := min(o.o.window, info.Capacity)
+	win := max(min(o.o.window, info.Capacity), 1)
 	o.held = make([]shmchan.RawMsg, win)
 	o.pend = make([]flight, 0, win)
 	o.timer = time.NewTimer(time.Hour)
@@ -77,129 +79,163 @@ func (o *outer) run(ctx context.Context) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		var n int
-		var err error
-		if len(o.pend) == 0 {
-			n, err = o.rc.Hold(ctx, o.held)
-		} else {
-			n, err = o.rc.TryHold(o.held) // the values in flight are there still
-		}
-		switch {
-		case err == nil:
-		case ctx.Err() != nil:
-			return ctx.Err()
-		case errors.Is(err, shmchan.ErrClosed) && len(o.pend) == 0:
-			return o.close(ctx)
-		case errors.Is(err, shmchan.ErrCorrupt):
-			// Hold consumed the bad value (it never reaches JetStream).
-			o.o.retry(fmt.Errorf("natsbridge: out: dropped a bad value: %w", err))
-			continue
-		default:
-			return err
-		}
-		if n < len(o.pend) {
-			return fmt.Errorf("natsbridge: out: %d values in flight, Hold returned %d", len(o.pend), n)
-		}
-		for i := range o.pend {
-			if o.held[i].Pos != o.pend[i].pos {
-				return fmt.Errorf("natsbridge: out: value in flight at %d, Hold returned %d", o.pend[i].pos, o.held[i].Pos)
-			}
+		// Hold returns the values in flight again before any new one, so
+		// each Hold copies them once more: hold only when it brings at
+		// least as many new values as there are in flight (or nothing
+		// is in flight), which bounds the copies to two per value.
+		hold := len(o.pend) == 0
+		if !hold && nc.Status() == nats.CONNECTED {
+			fresh := min(o.rc.Len()-len(o.pend), win-len(o.pend))
+			hold = fresh > 0 && fresh >= len(o.pend)
 		}
 		published := false
-		if n > len(o.pend) {
-			if nc.Status() == nats.CONNECTED {
-				before := len(o.pend)
-				err := o.publish(n)
-				if errors.Is(err, jetstream.ErrTooManyStalledMsgs) && len(o.pend) > 0 {
-					// The JetStream context's own window is smaller than
-					// ours: nothing failed, wait for acknowledgements.
-					err = nil
-				}
-				if err != nil {
-					if perr := o.failed(ctx, err); perr != nil {
-						return perr
-					}
-					continue
-				}
-				published = len(o.pend) > before
-			} else if len(o.pend) == 0 {
-				// Not connected and nothing in flight: wait for the
-				// connection (publishing now would only fill nats.go's
-				// reconnect buffer, or fail).
-				if err := o.connected(ctx, nc); err != nil {
-					return err
-				}
+		if hold {
+			n, err := o.hold(ctx)
+			switch {
+			case err == nil:
+			case ctx.Err() != nil:
+				return ctx.Err()
+			case errors.Is(err, shmchan.ErrClosed) && len(o.pend) == 0:
+				return o.close(ctx)
+			case errors.Is(err, shmchan.ErrCorrupt):
+				// Hold consumed the bad value (it never reaches JetStream).
+				o.o.retry(fmt.Errorf("natsbridge: out: dropped a bad value: %w", err))
 				continue
+			default:
+				return err
+			}
+			if n > len(o.pend) {
+				if nc.Status() != nats.CONNECTED {
+					if len(o.pend) == 0 {
+						// Nothing in flight: wait for the connection
+						// (publishing now would only fill nats.go's
+						// reconnect buffer, or fail).
+						if err := o.connected(ctx, nc); err != nil {
+							return err
+						}
+						continue
+					}
+				} else {
+					before := len(o.pend)
+					err := o.publish(n)
+					if errors.Is(err, jetstream.ErrTooManyStalledMsgs) && len(o.pend) > 0 {
+						// The JetStream context's own window is smaller
+						// than ours: nothing failed, wait for acks.
+						err = nil
+					}
+					if err != nil {
+						if perr := o.failed(ctx, err); perr != nil {
+							return perr
+						}
+						continue
+					}
+					published = len(o.pend) > before
+				}
 			}
 		}
-		// Wait for the oldest acknowledgement when nothing was published (or
-		// the window is half full: the next Hold copies what is in flight
-		// again, so let it shrink first); otherwise take what has arrived.
-		block := !published || len(o.pend) >= win/2
-		for {
-			k, err := o.acked(ctx, block)
-			if err != nil {
-				if perr := o.failed(ctx, err); perr != nil {
-					return perr
-				}
-				break
+		if len(o.pend) == 0 {
+			continue
+		}
+		// Take the acknowledgements that came. Having published, do not
+		// wait; with the window full, wait for the oldest; otherwise wait
+		// a moment, for acknowledgements or new values.
+		wait := time.Millisecond
+		switch {
+		case published:
+			wait = 0
+		case len(o.pend) == win:
+			wait = time.Hour
+		}
+		k, err := o.acked(ctx, wait)
+		if err != nil {
+			if perr := o.failed(ctx, err); perr != nil {
+				return perr
 			}
-			if k > 0 {
-				if err := o.rc.Release(k); err != nil {
-					return err
-				}
-				o.pend = o.pend[:copy(o.pend, o.pend[k:])]
-				o.pause.reset()
+			continue
+		}
+		if k > 0 {
+			if err := o.rc.Release(k); err != nil {
+				return err
 			}
-			if !block || len(o.pend) < max(win/2, 1) {
-				break
-			}
+			o.pend = o.pend[:copy(o.pend, o.pend[k:])]
+			o.pause.reset()
 		}
 	}
 }
 
+// hold holds values (the ones in flight first) and checks that those in
+// flight are where they were.
+func (o *outer) hold(ctx context.Context) (int, error) {
+	var n int
+	var err error
+	if len(o.pend) == 0 {
+		n, err = o.rc.Hold(ctx, o.held)
+	} else {
+		n, err = o.rc.TryHold(o.held)
+	}
+	if err != nil {
+		return 0, err
+	}
+	if n < len(o.pend) {
+		return 0, fmt.Errorf("natsbridge: out: %d values in flight, Hold returned %d", len(o.pend), n)
+	}
+	for i := range o.pend {
+		if o.held[i].Pos != o.pend[i].pos {
+			return 0, fmt.Errorf("natsbridge: out: value in flight at %d, Hold returned %d", o.pend[i].pos, o.held[i].Pos)
+		}
+	}
+	return n, nil
+}
+
 // publish sends the values held[len(pend):n].
 func (o *outer) publish(n int) error {
+	now := time.Now()
 	for i := len(o.pend); i < n; i++ {
 		m := &o.held[i]
 		f, err := o.js.PublishMsgAsync(o.st.value(o.subject, m.Pos, m.Data), noRetry...)
 		if err != nil {
 			return err
 		}
-		o.pend = append(o.pend, flight{pos: m.Pos, f: f})
+		o.pend = append(o.pend, flight{pos: m.Pos, size: len(m.Data), sent: now, f: f})
 	}
 	return nil
 }
 
-// acked counts the acknowledged messages at the head of pend, waiting for
-// the first one if block. It returns an error for a failed publish.
-func (o *outer) acked(ctx context.Context, block bool) (int, error) {
-	k := 0
-	bytes := 0
-	defer func() {
-		o.o.count(k, bytes)
-	}()
+// acked counts the acknowledged messages at the head of pend, waiting up
+// to wait for the first one. It returns an error for a failed publish, or
+// for one not acknowledged within the ack timeout.
+func (o *outer) acked(ctx context.Context, wait time.Duration) (int, error) {
+	k, bytes := 0, 0
+	defer func() { o.o.count(k, bytes) }()
 	for k < len(o.pend) {
-		f := o.pend[k].f
+		fl := &o.pend[k]
 		var ack *jetstream.PubAck
 		var err error
-		if block && k == 0 {
-			o.timer.Reset(o.o.ackTimeout)
+		select {
+		case ack = <-fl.f.Ok():
+		case err = <-fl.f.Err():
+		default:
+			if k > 0 || wait == 0 {
+				return k, nil
+			}
+			late := time.Until(fl.sent.Add(o.o.ackTimeout))
+			if late <= 0 {
+				return k, fmt.Errorf("%w (position %d, %v)", errAckTimeout, fl.pos, o.o.ackTimeout)
+			}
+			o.timer.Reset(min(wait, late))
 			select {
-			case ack = <-f.Ok():
-			case err = <-f.Err():
+			case ack = <-fl.f.Ok():
+			case err = <-fl.f.Err():
 			case <-ctx.Done():
 				err = ctx.Err()
 			case <-o.timer.C:
-				err = fmt.Errorf("%w (position %d, %v)", errAckTimeout, o.pend[k].pos, o.o.ackTimeout)
 			}
 			o.timer.Stop()
-		} else {
-			select {
-			case ack = <-f.Ok():
-			case err = <-f.Err():
-			default:
-				return k, nil
+			if ack == nil && err == nil {
+				if late <= wait {
+					continue // the ack timeout: the next look reports it
+				}
+				return k, nil // the moment is over
 			}
 		}
 		if err != nil {
@@ -208,8 +244,9 @@ func (o *outer) acked(ctx context.Context, block bool) (int, error) {
 		if ack.Duplicate && o.o.counters != nil {
 			o.o.counters.Duplicates.Add(1)
 		}
-		bytes += len(o.held[k].Data)
+		bytes += fl.size
 		k++
+		wait = 0
 	}
 	return k, nil
 }
