@@ -534,3 +534,44 @@ func TestServerRestart(t *testing.T) {
 		t.Errorf("%d duplicates after one restart, want at most %d", dups, 2*DefaultBatch)
 	}
 }
+
+// TestCancel: a cancelled context ends both with ctx.Err(), values held
+// in flight stay in the channel, and what In committed stays acknowledged.
+func TestCancel(t *testing.T) {
+	srv := startServer(t)
+	_, js := connect(t, srv.url())
+	p := newPipeline(t, "raw", js, jetstream.MemoryStorage, 64)
+	for i := uint64(0); i < 10; i++ {
+		if err := p.a.send(context.Background(), i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, f := range []func(ctx context.Context) error{
+		func(ctx context.Context) error { return Out(ctx, p.nameA, js, p.subject) },
+		func(ctx context.Context) error { return In(ctx, p.cons, p.nameB) },
+	} {
+		ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+		err := f(ctx)
+		cancel()
+		if err != context.DeadlineExceeded {
+			t.Fatalf("with the context done: %v, want context.DeadlineExceeded itself", err)
+		}
+	}
+	// Out published the ten values and released them; In committed them;
+	// neither saw a marker, and B is open.
+	rctx, rcancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer rcancel()
+	for i := uint64(0); i < 10; i++ {
+		seq, err := p.b.recv(rctx, i)
+		if err != nil || seq != i {
+			t.Fatalf("B: %d, %v; want %d", seq, err, i)
+		}
+	}
+	if n := p.a.r.Len(); n != 0 {
+		t.Errorf("A still holds %d values", n)
+	}
+	ci, err := p.cons.Info(context.Background())
+	if err != nil || ci.AckFloor.Stream != 10 || ci.NumAckPending != 0 {
+		t.Fatalf("consumer: %+v, %v; want all ten acknowledged", ci, err)
+	}
+}

@@ -35,7 +35,7 @@ func In(ctx context.Context, cons jetstream.Consumer, channel string, opts ...Op
 	defer rc.Close()
 	r := &inner{rc: rc, cons: cons, o: parse(opts)}
 	if err := r.run(ctx); err != nil {
-		if ctxErr := ctx.Err(); ctxErr != nil && errors.Is(err, ctxErr) {
+		if ctxErr := ctx.Err(); ctxErr != nil {
 			return ctxErr
 		}
 		return fmt.Errorf("natsbridge: in → %q: %w", channel, err)
@@ -111,11 +111,11 @@ func (r *inner) run(ctx context.Context) error {
 		// In cancels a fetch it leaves, so the server stops handing it
 		// messages that another fetch would get.
 		fctx, cancel := r.fetchContext(ctx)
-		hb := r.o.heartbeat
-		if r.maxExpires > 0 {
-			hb = min(hb, r.maxExpires/4)
+		fopts := []jetstream.FetchOpt{jetstream.FetchContext(fctx)}
+		if hb := r.heartbeat(fctx); hb > 0 {
+			fopts = append(fopts, jetstream.FetchHeartbeat(hb))
 		}
-		mb, err := r.cons.Fetch(min(maxBatch, room), jetstream.FetchContext(fctx), jetstream.FetchHeartbeat(hb))
+		mb, err := r.cons.Fetch(min(maxBatch, room), fopts...)
 		if err != nil {
 			cancel()
 			if ctx.Err() != nil {
@@ -159,6 +159,20 @@ func (r *inner) fetchContext(ctx context.Context) (context.Context, context.Canc
 		return context.WithTimeout(ctx, r.maxExpires)
 	}
 	return context.WithCancel(ctx)
+}
+
+// heartbeat is the idle heartbeat to ask of a fetch with context ctx: it
+// must be under half the fetch's wait, which a deadline shortens (nats.go
+// waits 90% of the time left); none for a very short fetch.
+func (r *inner) heartbeat(ctx context.Context) time.Duration {
+	hb := r.o.heartbeat
+	if dl, ok := ctx.Deadline(); ok {
+		hb = min(hb, time.Until(dl)/4)
+	}
+	if hb < 10*time.Millisecond {
+		return 0
+	}
+	return hb
 }
 
 // fatalFetch reports whether a fetch error means the consumer is gone.

@@ -33,7 +33,7 @@ func Out(ctx context.Context, channel string, js jetstream.JetStream, subject st
 	defer rc.Close()
 	o := &outer{rc: rc, js: js, subject: subject, o: parse(opts)}
 	if err := o.run(ctx); err != nil {
-		if ctxErr := ctx.Err(); ctxErr != nil && errors.Is(err, ctxErr) {
+		if ctxErr := ctx.Err(); ctxErr != nil {
 			return ctxErr
 		}
 		return fmt.Errorf("natsbridge: out %q → %s: %w", channel, subject, err)
