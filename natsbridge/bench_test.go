@@ -129,14 +129,9 @@ func (e *benchEnv) drop(s jetstream.Stream) {
 	}
 }
 
-// timed runs f with the benchmark timer on and returns how long it took.
-func timed(b *testing.B, f func()) time.Duration {
-	d, _ := timedCPU(b, f)
-	return d
-}
-
-// timedCPU is timed that also returns the CPU time the process (client,
-// bridge and embedded server together) spent meanwhile.
+// timedCPU runs f with the benchmark timer on and returns how long it took
+// and the CPU time the process (client, bridge and embedded server
+// together) spent meanwhile.
 func timedCPU(b *testing.B, f func()) (time.Duration, time.Duration) {
 	c0 := cpuTime()
 	b.StartTimer()
