@@ -80,7 +80,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fl.SetOutput(stderr)
 	fl.StringVar(&c.servers, "server", nats.DefaultURL, "NATS server URL (several: comma separated)")
 	fl.BoolVar(&c.embedded, "embedded", false, "start an in-process NATS server with JetStream, listening at -server's host:port")
-	fl.StringVar(&c.store, "store", "", "JetStream store directory of the -embedded server (default: a new temporary directory)")
+	fl.StringVar(&c.store, "store", "", "JetStream store directory of the -embedded server (default: a temporary directory, removed at the end)")
 	fl.StringVar(&c.subject, "subject", "", "subject (default shmchan.CHANNEL)")
 	fl.StringVar(&c.stream, "stream", "", "stream, created with the subject if absent (default SHMCHAN_CHANNEL)")
 	if c.dir == "in" {
@@ -141,13 +141,16 @@ func token(name string) string {
 func (c *config) run(ctx context.Context, stderr io.Writer) error {
 	p := newPrinter(stderr, c.progress)
 	if c.embedded {
-		srv, err := c.startServer()
+		srv, tmp, err := c.startServer()
 		if err != nil {
 			return err
 		}
 		defer func() {
 			srv.Shutdown()
 			srv.WaitForShutdown()
+			if tmp != "" {
+				os.RemoveAll(tmp)
+			}
 		}()
 		p.log("embedded NATS server with JetStream at %s (store %s)", srv.ClientURL(), srv.JetStreamConfig().StoreDir)
 	}
@@ -156,6 +159,16 @@ func (c *config) run(ctx context.Context, stderr io.Writer) error {
 		return fmt.Errorf("connect to %s: %w", c.servers, err)
 	}
 	defer nc.Close()
+	for said := false; !nc.IsConnected(); said = true {
+		if !said {
+			p.log("waiting for the NATS server at %s", c.servers)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(max(4000, 2*c.window)))
 	if err != nil {
 		return err
@@ -222,6 +235,11 @@ func (c *config) run(ctx context.Context, stderr io.Writer) error {
 			switch {
 			case err == nil:
 				p.log("%s: %d values; the channel was closed (close marker %s)", c.dir, n, map[string]string{"out": "published", "in": "received"}[c.dir])
+				if c.embedded {
+					// The other side may not have read everything yet.
+					p.log("the embedded server stays up for the other side; Ctrl-C to stop it")
+					<-ctx.Done()
+				}
 				return nil
 			case ctx.Err() != nil && errors.Is(err, ctx.Err()):
 				p.log("%s: stopped after %d values", c.dir, n)
@@ -249,6 +267,7 @@ func (c *config) natsOptions(p *printer) []nats.Option {
 		// Refuse to publish while reconnecting rather than buffer: Out
 		// then waits for the connection and keeps the stream in order.
 		nats.ReconnectBufSize(-1),
+		nats.RetryOnFailedConnect(true), // a server not up yet is waited for
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			if err != nil {
 				p.log("disconnected: %v", err)
@@ -269,22 +288,25 @@ func (c *config) natsOptions(p *printer) []nats.Option {
 }
 
 // startServer starts the -embedded server at the first -server address.
-func (c *config) startServer() (*server.Server, error) {
+// Without -store it stores in a new temporary directory, returned to be
+// removed at the end.
+func (c *config) startServer() (_ *server.Server, tmp string, err error) {
 	u, err := url.Parse(strings.Split(c.servers, ",")[0])
 	if err != nil {
-		return nil, fmt.Errorf("-server: %w", err)
+		return nil, "", fmt.Errorf("-server: %w", err)
 	}
 	host, port := u.Hostname(), 4222
 	if ps := u.Port(); ps != "" {
 		if _, err := fmt.Sscan(ps, &port); err != nil {
-			return nil, fmt.Errorf("-server: port %q", ps)
+			return nil, "", fmt.Errorf("-server: port %q", ps)
 		}
 	}
 	store := c.store
 	if store == "" {
-		if store, err = os.MkdirTemp("", "shmchan-nats-"); err != nil {
-			return nil, err
+		if tmp, err = os.MkdirTemp("", "shmchan-nats-"); err != nil {
+			return nil, "", err
 		}
+		store = tmp
 	}
 	srv, err := server.NewServer(&server.Options{
 		Host:      host,
@@ -294,15 +316,20 @@ func (c *config) startServer() (*server.Server, error) {
 		NoSigs:    true,
 		NoLog:     true,
 	})
+	if err == nil {
+		go srv.Start()
+		if !srv.ReadyForConnections(10 * time.Second) {
+			srv.Shutdown()
+			err = fmt.Errorf("embedded server did not start on %s", net.JoinHostPort(host, fmt.Sprint(port)))
+		}
+	}
 	if err != nil {
-		return nil, err
+		if tmp != "" {
+			os.RemoveAll(tmp)
+		}
+		return nil, "", err
 	}
-	go srv.Start()
-	if !srv.ReadyForConnections(10 * time.Second) {
-		srv.Shutdown()
-		return nil, fmt.Errorf("embedded server did not start on %s", net.JoinHostPort(host, fmt.Sprint(port)))
-	}
-	return srv, nil
+	return srv, tmp, nil
 }
 
 func (c *config) ensureStream(ctx context.Context, js jetstream.JetStream) (jetstream.Stream, error) {

@@ -108,7 +108,63 @@ func TestUsage(t *testing.T) {
 			t.Errorf("%q: exit %d, want 2", args, code)
 		}
 	}
-	if code := run(ctx, []string{"out", "-server", "nats://127.0.0.1:1", "-wait=false", "x"}, &w, &w); code != 1 {
-		t.Errorf("no server: exit %d, want 1", code)
+	// No server: the command waits for one, and stops cleanly on Ctrl-C.
+	w.Reset()
+	sctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	defer cancel()
+	if code := run(sctx, []string{"out", "-server", "nats://127.0.0.1:1", "-wait=false", "x"}, &w, &w); code != 0 || !strings.Contains(w.String(), "waiting for the NATS server") {
+		t.Errorf("no server: exit %d, said %q", code, w.String())
+	}
+}
+
+// TestEmbedded: out -embedded serves the stream, in reads it from there,
+// and the temporary store is gone at the end.
+func TestEmbedded(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	url := fmt.Sprintf("nats://127.0.0.1:%d", port)
+	a, b := name(t, "ea"), name(t, "eb")
+	ca, err := shmchan.Create[uint64](a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ca.Close()
+	cb, err := shmchan.Create[uint64](b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cb.Close()
+	for i := uint64(0); i < 100; i++ {
+		ca.Send(context.Background(), i)
+	}
+	ca.CloseSend()
+	t.Setenv("TMPDIR", t.TempDir())
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	common := []string{"-server", url, "-subject", "emb", "-stream", "EMB", "-progress", "off"}
+	var errOut bytes.Buffer
+	outDone := make(chan int, 1)
+	go func() { outDone <- run(ctx, append(append([]string{"out", "-embedded"}, common...), a), &errOut, &errOut) }()
+	var errIn bytes.Buffer
+	ictx, icancel := context.WithTimeout(ctx, 30*time.Second)
+	defer icancel()
+	if code := run(ictx, append(append([]string{"in"}, common...), b), &errIn, &errIn); code != 0 {
+		t.Fatalf("in: exit %d: %s", code, errIn.String())
+	}
+	for i := uint64(0); i < 100; i++ {
+		if v, err := cb.TryRecv(); err != nil || v != i {
+			t.Fatalf("B: %d, %v; want %d", v, err, i)
+		}
+	}
+	cancel() // Ctrl-C for out, which kept its server up for in
+	if code := <-outDone; code != 0 {
+		t.Fatalf("out: exit %d: %s", code, errOut.String())
+	}
+	if ents, _ := os.ReadDir(os.Getenv("TMPDIR")); len(ents) != 0 {
+		t.Errorf("left in the temporary directory: %v", ents)
 	}
 }
