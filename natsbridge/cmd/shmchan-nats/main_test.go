@@ -148,7 +148,9 @@ func TestEmbedded(t *testing.T) {
 	common := []string{"-server", url, "-subject", "emb", "-stream", "EMB", "-progress", "off"}
 	var errOut bytes.Buffer
 	outDone := make(chan int, 1)
-	go func() { outDone <- run(ctx, append(append([]string{"out", "-embedded"}, common...), a), &errOut, &errOut) }()
+	go func() {
+		outDone <- run(ctx, append(append([]string{"out", "-embedded"}, common...), a), &errOut, &errOut)
+	}()
 	var errIn bytes.Buffer
 	ictx, icancel := context.WithTimeout(ctx, 30*time.Second)
 	defer icancel()
