@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/shmchan/shmchan"
 )
@@ -37,7 +38,7 @@ var benchSizes = []struct {
 }
 
 func mkraw[T any](b *testing.B, name string) func() {
-	c, err := shmchan.Create[T](name, shmchan.WithCapacity(4096))
+	c, err := shmchan.Create[T](name, shmchan.WithCapacity(8192))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -265,9 +266,11 @@ func BenchmarkIn(b *testing.B) {
 				rc.Close()
 				s, subject := e.stream()
 				for i := 0; i <= n; i++ {
-					m := st.marker(subject, uint64(n))
+					var m *nats.Msg
 					if i < n {
 						m = st.value(subject, uint64(i), payload)
+					} else {
+						m = st.marker(subject, uint64(n))
 					}
 					if _, err := e.js.PublishMsgAsync(m); err != nil {
 						b.Fatal(err)

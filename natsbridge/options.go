@@ -40,10 +40,11 @@ func parse(opts []Option) *options {
 }
 
 // WithWindow sets how many of Out's publishes may await their
-// acknowledgement at once (default DefaultWindow). The channel's capacity
-// also bounds it: values in flight stay in the ring until acknowledged. A
-// JetStream context whose PublishAsyncMaxPending is below the window makes
-// publishes stall; keep it at least as large.
+// acknowledgement at once (default DefaultWindow). Half the channel's
+// capacity bounds it too: values in flight stay in the ring until
+// acknowledged, and the producer keeps the other half. For full speed give
+// the channel a capacity of at least twice the window. A JetStream context
+// whose PublishAsyncMaxPending is below the window makes Out wait for it.
 func WithWindow(n int) Option {
 	return func(o *options) {
 		if n > 0 {

@@ -68,7 +68,8 @@ var noRetry = []jetstream.PublishOpt{jetstream.WithRetryAttempts(0)}
 func (o *outer) run(ctx context.Context) error {
 	info := o.rc.Info()
 	o.st = newStamp(info)
-	win := max(min(o.o.window, info.Capacity), 1)
+	// Values in flight stay in the ring: leave the producer the other half.
+	win := max(min(o.o.window, info.Capacity/2), 1)
 	o.held = make([]shmchan.RawMsg, win)
 	o.pend = make([]flight, 0, win)
 	o.timer = time.NewTimer(time.Hour)
