@@ -575,3 +575,42 @@ func TestCancel(t *testing.T) {
 		t.Fatalf("consumer: %+v, %v; want all ten acknowledged", ci, err)
 	}
 }
+
+// TestConsumerLimits: In works with the tightest consumer limits.
+func TestConsumerLimits(t *testing.T) {
+	srv := startServer(t)
+	_, js := connect(t, srv.url())
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	p := newPipeline(t, "bytes", js, jetstream.MemoryStorage, 64)
+	cons, err := p.stream.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
+		Durable:           "tight",
+		AckPolicy:         jetstream.AckExplicitPolicy,
+		AckWait:           time.Second,
+		MaxAckPending:     1,
+		MaxRequestBatch:   3,
+		MaxRequestExpires: 2 * time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 50
+	if err := waitErr(t, "producer", p.produce(ctx, n), time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if err := Out(ctx, p.nameA, js, p.subject); err != nil {
+		t.Fatal(err)
+	}
+	res := p.consume(ctx, n, nil)
+	var reported errorLog
+	if err := In(ctx, cons, p.nameB, WithErrorHandler(reported.add)); err != nil {
+		t.Fatal(err)
+	}
+	r := waitResult(t, res, time.Minute)
+	if r.err != nil || r.total != n || r.inversions != 0 {
+		t.Fatalf("B got %d values, %d out of order, %v; want %d in order", r.total, r.inversions, r.err, n)
+	}
+	if errs := reported.all(); len(errs) > 0 {
+		t.Errorf("errors reported: %v", errs)
+	}
+}

@@ -75,6 +75,9 @@ func (r *inner) run(ctx context.Context) error {
 		if mb := ci.Config.MaxRequestBatch; mb > 0 {
 			maxBatch = min(maxBatch, mb)
 		}
+		if mp := ci.Config.MaxAckPending; mp > 0 {
+			maxBatch = min(maxBatch, mp) // a fetch no larger than what may be delivered at once
+		}
 		r.maxExpires = ci.Config.MaxRequestExpires
 	}
 	for {
