@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -47,8 +48,29 @@ func TestMain(m *testing.M) {
 	if h := os.Getenv(helperEnv); h != "" {
 		os.Exit(runHelper(h, strings.Fields(os.Getenv(helperArgs))))
 	}
+	// Start the runtime's network poller before counting descriptors.
+	if r, w, err := os.Pipe(); err == nil {
+		r.Close()
+		w.Close()
+	}
+	fds := countFDs()
+	goroutines := runtime.NumGoroutine()
 	code := m.Run()
 	if code == 0 {
+		// Goroutines of finished tests (servers shutting down, helper
+		// readers) may take a moment to exit.
+		for deadline := time.Now().Add(5 * time.Second); runtime.NumGoroutine() > goroutines && time.Now().Before(deadline); {
+			time.Sleep(10 * time.Millisecond)
+		}
+		if n := runtime.NumGoroutine(); n > goroutines {
+			buf := make([]byte, 1<<20)
+			fmt.Fprintf(os.Stderr, "leaked %d goroutines:\n%s\n", n-goroutines, buf[:runtime.Stack(buf, true)])
+			code = 1
+		}
+		if n := countFDs(); n > fds {
+			fmt.Fprintf(os.Stderr, "leaked %d file descriptors\n", n-fds)
+			code = 1
+		}
 		if ents, err := os.ReadDir("/dev/shm"); err == nil {
 			for _, e := range ents {
 				if strings.HasPrefix(e.Name(), testPrefix()) {
@@ -59,6 +81,14 @@ func TestMain(m *testing.M) {
 		}
 	}
 	os.Exit(code)
+}
+
+func countFDs() int {
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return 0
+	}
+	return len(ents)
 }
 
 // rec is the raw value of the tests: a sequence number and a check word.
