@@ -19,6 +19,11 @@
  *
  * Errors: every function returning int returns SHMCHAN_OK (0) or one of the
  * negative SHMCHAN_E* codes; after SHMCHAN_ESYS, errno holds the cause.
+ *
+ * Trust: every index, length and header field read from the region is
+ * checked before use (SHMCHAN_ECORRUPT). A peer that truncates the file
+ * under the mapping makes the next access raise SIGBUS, as with any shared
+ * mapping; this library installs no signal handler.
  */
 #ifndef SHMCHAN_H
 #define SHMCHAN_H
