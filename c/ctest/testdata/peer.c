@@ -206,10 +206,11 @@ static int do_recv(void)
 		}
 		next[id]++;
 	}
-	if (total != UINT64_MAX) {
-		/* All arrived; a closed channel now reports ECLOSED. */
-		rc = shmchan_recv(c, buf, sizeof buf, &n, 0);
-		if (num("close", 0) && rc != SHMCHAN_ECLOSED)
+	if (total != UINT64_MAX && num("close", 0)) {
+		/* All arrived; the close follows (the sender may still be on
+		 * its way to it). */
+		rc = shmchan_recv(c, buf, sizeof buf, &n, -1);
+		if (rc != SHMCHAN_ECLOSED)
 			return die("after the last value", rc);
 	}
 	for (int id = 0; id < 64; id++)
@@ -366,7 +367,16 @@ static int do_xxh(void)
 
 /* echo: the wake-up stress. Receive a timestamp on in=, note how late it
  * arrived, pause a random while (so the Go side falls asleep), send a fresh
- * timestamp on out=; n= rounds. Prints the worst and the sum of latencies. */
+ * timestamp on out=; n= rounds. Prints the worst and the sum of latencies,
+ * the wakes and sleeps, and the rounds that look like a lost wake-up: the
+ * value came late (> lost_ms=), the receiver slept at least twice in the
+ * round (past its first, bounded sleep), and the sender issued no wake. */
+static int cmp64(const void *a, const void *b)
+{
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+	return (x > y) - (x < y);
+}
+
 static int do_echo(void)
 {
 	shmchan *in, *out;
@@ -376,7 +386,10 @@ static int do_echo(void)
 	if ((rc = shmchan_open(arg("out", ""), &out)) != SHMCHAN_OK)
 		return die("open out", rc);
 	uint64_t rounds = num("n", 100), maxpause = num("pause_us", 1500);
-	int64_t worst = 0, sum = 0;
+	int64_t worst = 0, sum = 0, lost_ns = (int64_t)num("lost_ms", 10) * 1000000;
+	uint64_t lost = 0, late = 0;
+	int64_t *lats = (int64_t *)calloc(rounds + 1, sizeof *lats);
+	shmchan_stats st0, st1;
 	unsigned seed = (unsigned)getpid();
 	unsigned char buf[64];
 	size_t n;
@@ -385,13 +398,24 @@ static int do_echo(void)
 		return die("join", rc);
 	say("ready");
 	for (uint64_t i = 0; i < rounds; i++) {
+		shmchan_get_stats(in, &st0);
 		if ((rc = shmchan_recv(in, buf, sizeof buf, &n, -1)) != SHMCHAN_OK)
 			return die("recv", rc);
 		int64_t now = mono_ns(), ts;
+		shmchan_get_stats(in, &st1);
 		if (n != 16)
 			return die("size", SHMCHAN_ECORRUPT);
 		memcpy(&ts, buf, 8);
 		int64_t lat = now - ts;
+		if (lat > lost_ns) {
+			late++;
+			if (st1.sender_wakes == st0.sender_wakes && st1.recv_sleeps - st0.recv_sleeps >= 2) {
+				lost++;
+				say("lost? round %" PRIu64 ": %" PRId64 " ns late, %" PRIu64 " sleeps, no wake", i, lat,
+				    st1.recv_sleeps - st0.recv_sleeps);
+			}
+		}
+		lats[i] = lat;
 		if (lat > worst)
 			worst = lat;
 		sum += lat;
@@ -405,8 +429,10 @@ static int do_echo(void)
 	}
 	shmchan_stats st;
 	shmchan_get_stats(in, &st);
-	say("worst %" PRId64 " sum %" PRId64 " wakes %" PRIu64 " sleeps %" PRIu64, worst, sum, st.sender_wakes,
-	    st.recv_sleeps);
+	qsort(lats, rounds, sizeof *lats, cmp64);
+	say("worst %" PRId64 " sum %" PRId64 " wakes %" PRIu64 " sleeps %" PRIu64 " late %" PRIu64 " lost %" PRIu64
+	    " p99 %" PRId64, worst, sum, st.sender_wakes, st.recv_sleeps, late, lost, lats[rounds * 99 / 100]);
+	free(lats);
 	shmchan_close(in);
 	shmchan_close(out);
 	return 0;
