@@ -19,7 +19,11 @@ import (
 // both inlined). Everything else is out of line in recvSlow.
 func (c *Chan[T]) recvOne(r *ring.Receiver, ctx context.Context, v *T, block bool) error {
 	if c.fast {
-		if b, ok := r.Fast(); ok && len(b) == c.wire {
+		b, ok := r.Fast()
+		if !ok && r.Refresh() { // the cached tail was stale, not the ring empty
+			b, ok = r.Fast()
+		}
+		if ok && len(b) == c.wire {
 			getRaw(b, v)
 			r.ReleaseFast()
 			return nil

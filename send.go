@@ -20,7 +20,11 @@ import (
 // else is out of line in sendSlow.
 func (c *Chan[T]) sendOne(s *ring.Sender, ctx context.Context, v *T, block bool) error {
 	if c.fast {
-		if buf, ok := s.Fast(); ok && len(buf) >= c.wire {
+		buf, ok := s.Fast()
+		if !ok && s.Refresh() { // the cached head was stale, not the ring full
+			buf, ok = s.Fast()
+		}
+		if ok && len(buf) >= c.wire {
 			putRaw(buf, v)
 			s.PublishFast(c.wire)
 			return nil

@@ -144,6 +144,18 @@ func (c *Receiver) Fast() ([]byte, bool) {
 	return r.data[off+layout.SlotHeaderSize : off+layout.SlotHeaderSize+n], true
 }
 
+// Refresh re-reads the tail when Fast found nothing known, so that the
+// fast path goes on at once when values have arrived since (the cached
+// index is stale, not the ring empty). It reports whether Fast can now
+// succeed. A tail that fails its checks is left to the slow path, which
+// reports it.
+func (c *Receiver) Refresh() bool {
+	if !c.q.runs() || c.head != c.tailCache {
+		return false
+	}
+	return c.refreshTail() == nil && c.head < c.known
+}
+
 // ReleaseFast consumes the value Fast returned: one release store of head
 // and a look at the senders' waiting word.
 func (c *Receiver) ReleaseFast() {

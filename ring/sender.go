@@ -129,6 +129,16 @@ func (s *Sender) Fast() ([]byte, bool) {
 	return r.data[off : off+r.maxMsg : off+r.maxMsg], true
 }
 
+// Refresh re-reads head when Fast found the cached head full, and reports
+// whether Fast can now succeed. A head that fails its checks is left to the
+// slow path, which reports it.
+func (s *Sender) Refresh() bool {
+	if s.room == 0 {
+		return false
+	}
+	return s.refreshHead(s.tail) == nil && s.tail-s.headCache < s.room
+}
+
 // PublishFast commits the slot Fast returned with n bytes of payload: a
 // length store, one release store of the tail, and a look at the receiver's
 // waiting word.
