@@ -142,7 +142,11 @@ type mpscConsumer struct {
 
 func newMPSCConsumer() *mpscConsumer { return &mpscConsumer{stuckPos: ^uint64(0)} }
 
-func (*mpscConsumer) runs() bool { return false }
+func (*mpscConsumer) runs() bool                                    { return false }
+func (*mpscConsumer) ahead() bool                                   { return true }
+func (*mpscConsumer) detach(*Receiver)                              {}
+func (q *mpscConsumer) peek(c *Receiver) ([]byte, readiness, error) { return headPeek(c, q.state) }
+func (*mpscConsumer) release(c *Receiver, k uint64)                 { headRelease(c, k) }
 
 func committedAt(r *Ring, pos uint64) bool {
 	// SYNC POINT "commit" (acquire half).

@@ -20,8 +20,9 @@ import (
 // is PeekN, Item per value, ReleaseN; TryScan/Scan and ReleaseTo hold values
 // without consuming them.
 type Receiver struct {
-	r *Ring
-	q consumer
+	r     *Ring
+	q     consumer
+	entry int // role entry: 0 in SPSC and MPSC, a consumer entry otherwise
 
 	// Only this Receiver writes the head word, so it keeps the
 	// authoritative count locally.
@@ -38,14 +39,24 @@ type Receiver struct {
 
 // consumer is a topology's half of a Receiver.
 type consumer interface {
-	// state reports whether position pos (head <= pos < tailCache) may be
-	// read: ready, notReady (not committed yet), stuck (at head: not
-	// committed, and its writer may be dead), or skipped (at head: it was
-	// abandoned and head moved past it).
+	// peek finds the next value for c and sets c.head to its position
+	// (claiming it first, in a work queue): its payload, or ErrEmpty with
+	// the readiness to wait with, ErrClosed, a *LagError, ErrCorrupt.
+	peek(c *Receiver) ([]byte, readiness, error)
+	// release consumes k values from c.head on and wakes senders that
+	// wait for room.
+	release(c *Receiver, k uint64)
+	// state reports whether position pos (head < pos < tailCache) may be
+	// read without consuming what comes before (scans): ready or
+	// notReady. Only topologies with ahead() use it.
 	state(c *Receiver, pos uint64) (readiness, error)
 	// runs reports whether every claimed position is committed, so that
-	// PeekN may hand out runs of them.
+	// PeekN may hand out runs of them; ahead, whether positions past the
+	// first may be looked at without consuming it (scans).
 	runs() bool
+	ahead() bool
+	// detach runs when the handle gives the role up.
+	detach(c *Receiver)
 }
 
 // NewReceiver takes the receiver role (entry 0) for this handle; the caller
@@ -74,8 +85,12 @@ func (r *Ring) NewReceiver(id Identity) (*Receiver, error) {
 	return c, nil
 }
 
-// Detach marks the receiver entry free (informational).
-func (c *Receiver) Detach() { c.r.clearEntry(0) }
+// Detach gives the role up: a broadcast receiver stops gating senders at
+// once, and the entry is marked free (informational).
+func (c *Receiver) Detach() {
+	c.q.detach(c)
+	c.r.clearEntry(c.entry)
+}
 
 // refreshTail re-reads the tail word and checks it: the count never goes
 // back, and is never more than a ring's worth past our head.
@@ -178,6 +193,15 @@ func (c *Receiver) TryPeek() ([]byte, error) {
 
 func (c *Receiver) tryPeek() ([]byte, readiness, error) {
 	c.peeked, c.one = 0, nil
+	b, st, err := c.q.peek(c)
+	if err == nil {
+		c.peeked = 1
+	}
+	return b, st, err
+}
+
+// headPeek is the peek of the topologies with one receiver, at head.
+func headPeek(c *Receiver, state func(*Receiver, uint64) (readiness, error)) ([]byte, readiness, error) {
 	for {
 		avail, err := c.available()
 		if err != nil {
@@ -186,7 +210,7 @@ func (c *Receiver) tryPeek() ([]byte, readiness, error) {
 		if avail == 0 {
 			return nil, notReady, c.emptyErr()
 		}
-		st, err := c.q.state(c, c.head)
+		st, err := state(c, c.head)
 		if err != nil {
 			return nil, st, err
 		}
@@ -202,10 +226,9 @@ func (c *Receiver) tryPeek() ([]byte, readiness, error) {
 			return nil, notReady, err
 		}
 		if n == layout.SlotSkip {
-			c.advance(1)
+			headRelease(c, 1)
 			continue
 		}
-		c.peeked = 1
 		return b, ready, nil
 	}
 }
@@ -307,7 +330,11 @@ func (c *Receiver) ReleaseN(k int) {
 	}
 }
 
-func (c *Receiver) advance(k uint64) {
+func (c *Receiver) advance(k uint64) { c.q.release(c, k) }
+
+// headRelease is the release of the topologies with one receiver: one
+// store of head.
+func headRelease(c *Receiver, k uint64) {
 	c.head += k
 	publish64(c.r.head, c.head) // SYNC POINT "release" (release half)
 	c.r.wake(&c.r.send)
@@ -355,6 +382,9 @@ func (c *Receiver) tryScan(max int, f func(pos uint64, b []byte)) (int, readines
 	}
 	f(c.head, b)
 	got := 1
+	if !c.q.ahead() {
+		return got, ready, nil
+	}
 	for pos := c.head + 1; got < max; pos++ {
 		if pos == c.tailCache {
 			if err := c.refreshTail(); err != nil {
@@ -384,7 +414,7 @@ func (c *Receiver) tryScan(max int, f func(pos uint64, b []byte)) (int, readines
 // between them.
 func (c *Receiver) ReleaseTo(end uint64) error {
 	c.peeked, c.one = 0, nil
-	if end <= c.head || end > c.tailCache {
+	if end <= c.head || end > c.tailCache || !c.q.ahead() && end != c.head+1 {
 		return fmt.Errorf("ring: release to %d outside (%d, %d]", end, c.head, c.tailCache)
 	}
 	c.advance(end - c.head)

@@ -37,7 +37,7 @@ import (
 
 // maxMapped is the most the tool ever maps: everything before slot 0 of a
 // region with the largest number of sender entries.
-var maxMapped = int(layout.DataOffsetFor(layout.MaxProducers))
+var maxMapped = int(layout.DataOffsetFor(layout.MaxProducers, layout.MaxConsumers))
 
 // errNotRegion marks a file that is not a shmchan region at all (too short
 // for a magic, or another magic): ls skips it quietly, rm refuses it.

@@ -353,7 +353,7 @@ func TestStat(t *testing.T) {
 		for _, re := range []string{
 			`valid\s+yes`,
 			`magic\s+"SHMCHAN\\x00"`,
-			`version\s+1 `,
+			`version\s+2 `,
 			`mode\s+SPSC`,
 			`wait\s+futex`,
 			`capacity\s+64 slots`,

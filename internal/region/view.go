@@ -23,7 +23,7 @@ var ErrNotReady = errors.New("creator has not published the region (ready word n
 
 // maxViewed bounds what a View maps: the header, the mutable words and
 // every possible role entry, never the slots.
-const maxViewed = layout.OffRoles + (1+layout.MaxProducers)*layout.LineSize
+const maxViewed = layout.OffRoles + (1+layout.MaxProducers+layout.MaxConsumers)*layout.LineSize
 
 // View is a read-only look at a region, for tools: the object opened
 // O_RDONLY, whoever owns it, and its first pages mapped PROT_READ. A View
@@ -193,11 +193,11 @@ func (v *View) Snapshot() (s Snapshot, err error) {
 	n := 1
 	switch {
 	case s.Err == nil:
-		n += int(s.Header.Producers)
+		n = s.Header.Entries()
 	case s.Stored != nil:
-		n += int(min(s.Stored.Producers, layout.MaxProducers))
+		n += int(min(s.Stored.Producers, layout.MaxProducers)) + int(min(s.Stored.Consumers, layout.MaxConsumers))
 	}
-	held, lerr := v.obj.HeldRange(layout.RoleLockBase, layout.MaxProducers+1)
+	held, lerr := v.obj.HeldRange(layout.RoleLockBase, 1+layout.MaxProducers+layout.MaxConsumers)
 	if lerr != nil && s.Err == nil {
 		s.Err = lerr
 	}
