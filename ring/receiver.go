@@ -85,6 +85,53 @@ func (r *Ring) NewReceiver(id Identity) (*Receiver, error) {
 	return c, nil
 }
 
+// NewConsumer takes consumer entry i (a work queue's or a broadcast's)
+// for this handle; the caller holds the entry's role lock. A broadcast
+// receiver joins here: it sees the values sent from now on.
+func (r *Ring) NewConsumer(i int, id Identity) (*Receiver, error) {
+	h := r.hdr
+	if !h.Mode.FanOut() || i < h.ConsumerEntry(0) || i >= h.Entries() {
+		return nil, fmt.Errorf("ring: consumer entry %d in a %v region of %d entries", i, h.Mode, h.Entries())
+	}
+	off := layout.RoleOffset(i)
+	flags := word32(r.mem, off+layout.RoleFlags)
+	if atomic.LoadUint32(flags)&layout.RoleSleeping != 0 {
+		leaveCount(r.recv.waiting) // a predecessor died asleep
+	}
+	atomic.StoreUint32(flags, 0)
+	r.stampEntry(i, id)
+	c := &Receiver{r: r, entry: i}
+	if h.Mode == layout.ModeBroadcast {
+		c.q = newBcastConsumer(c, off)
+	} else {
+		c.q = newWQConsumer(c, i)
+	}
+	r.wakeAll(&r.send, false) // a dead predecessor's last release may never have woken them
+	return c, nil
+}
+
+// Flags returns the word that holds this receiver's RoleSleeping flag, for
+// block (fan-out receivers are many sleepers).
+func (c *Receiver) flags() *uint32 {
+	if c.entry == 0 {
+		return nil
+	}
+	return word32(c.r.mem, layout.RoleOffset(c.entry)+layout.RoleFlags)
+}
+
+// Len returns how many values this receiver has still to read: for a
+// broadcast receiver its own backlog, else what the ring holds.
+func (c *Receiver) Len() int {
+	if c.r.hdr.Mode != layout.ModeBroadcast {
+		return c.r.Len()
+	}
+	t := atomic.LoadUint64(c.r.tail) &^ layout.ClosedBit
+	if t <= c.head {
+		return 0
+	}
+	return int(min(t-c.head, c.r.capacity))
+}
+
 // Detach gives the role up: a broadcast receiver stops gating senders at
 // once, and the entry is marked free (informational).
 func (c *Receiver) Detach() {
@@ -243,7 +290,7 @@ func (c *Receiver) Peek(ctx context.Context) ([]byte, error) {
 	if err != ErrEmpty {
 		return b, err
 	}
-	err = c.r.block(ctx, &c.r.recv, nil, func() (readiness, error) {
+	err = c.r.block(ctx, &c.r.recv, c.flags(), func() (readiness, error) {
 		var st readiness
 		b, st, err = c.tryPeek()
 		switch err {
@@ -298,7 +345,7 @@ func (c *Receiver) PeekN(ctx context.Context, max int) (int, error) {
 	if err != ErrEmpty {
 		return n, err
 	}
-	err = c.r.block(ctx, &c.r.recv, nil, func() (readiness, error) {
+	err = c.r.block(ctx, &c.r.recv, c.flags(), func() (readiness, error) {
 		n, err = c.TryPeekN(max)
 		switch err {
 		case nil:
@@ -358,7 +405,7 @@ func (c *Receiver) Scan(ctx context.Context, max int, f func(pos uint64, b []byt
 	if err != ErrEmpty {
 		return n, err
 	}
-	err = c.r.block(ctx, &c.r.recv, nil, func() (readiness, error) {
+	err = c.r.block(ctx, &c.r.recv, c.flags(), func() (readiness, error) {
 		var st readiness
 		n, st, err = c.tryScan(max, f)
 		switch err {
