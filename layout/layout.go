@@ -246,7 +246,7 @@ const (
 	// sequence (uint32(p+1) with bit 31 flipped) must never equal the
 	// committed sequence of a position in the same slot within two laps.
 	MaxWorkQueueCapacity = 1 << 29
-	MaxTotalSize = 1 << 40
+	MaxTotalSize         = 1 << 40
 )
 
 // Header is the decoded immutable header plus the derived geometry.
