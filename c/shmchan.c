@@ -3,9 +3,9 @@
  *
  * The sections follow the document: names and opening, the header and its
  * validation (with our own XXH64), role entries and their locks, waiting
- * and waking, then one group of functions per topology (SPSC, MPSC) behind
- * a small table, chosen once when a region is opened. A later layout version
- * adds its topologies as further tables.
+ * and waking, then one group of functions per topology (SPSC, MPSC, work
+ * queue, broadcast) behind a small table, chosen once when a region is
+ * opened.
  */
 #define _GNU_SOURCE
 #define _FILE_OFFSET_BITS 64
@@ -18,6 +18,7 @@
 #include <linux/futex.h>
 #include <poll.h>
 #include <sched.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,17 +37,20 @@ _Static_assert(sizeof(struct shmchan_role) == 64, "role entry size");
 _Static_assert(sizeof(struct shmchan_region) == SHMCHAN_OFF_ROLES, "mutable words end at the roles");
 _Static_assert(offsetof(struct shmchan_region, tail) == 320, "tail");
 _Static_assert(offsetof(struct shmchan_region, send_seq) == 512, "send_seq");
+_Static_assert(offsetof(struct shmchan_region, claim_head) == 408, "claim_head");
+_Static_assert(offsetof(struct shmchan_header, type_name) == 120, "type_name");
 
 /* Tunables, as in the Go implementation (FORMAT.md, "Waiting"). */
 #define DEFAULT_SPIN_NS   50000LL      /* spin before sleeping */
 #define MAX_SLEEP_NS      200000000LL  /* every sleep is bounded */
 #define FIRST_SLEEP_NS    100000LL     /* the first sleep of a call, taken without the barrier */
 #define POLL_SLEEP_NS     1000000LL    /* sleeps when no barrier is available */
-#define STUCK_CHECK_NS    10000000LL   /* MPSC: wait on an uncommitted slot before checking its writer */
+#define STUCK_CHECK_NS    10000000LL   /* wait on a peer that may be dead before checking its role lock */
 #define READY_WAIT_NS     1000000000LL /* an opener waits this long for the creator */
 #define DEFAULT_CAPACITY  1024
 #define DEFAULT_MAX_MSG   4096
 #define DEFAULT_PRODUCERS 64
+#define DEFAULT_CONSUMERS 64
 #define SHM_DIR           "/dev/shm/"
 #define NAME_MAX_LEN      255
 
@@ -68,18 +72,48 @@ struct shmchan {
 	/* Sender role: entry 1..producers, 0 while none is held. */
 	int s_entry;
 	uint64_t s_tail;              /* SPSC: next position to write (the authoritative tail) */
-	uint64_t s_head;              /* last head seen: it only grows, so a stale copy is conservative */
+	uint64_t s_head;              /* last head (broadcast: bound) seen; head only grows */
 	int s_closed;
-	uint64_t s_sent;              /* MPSC: this entry's sent counter */
+	uint64_t s_sent;              /* MPSC, fan-out: this entry's sent counter */
+	int gated;                    /* broadcast: the bound gate_at has gated us since gate_since */
+	uint64_t gate_at;
+	int64_t gate_since;
 
-	/* Receiver role (entry 0). */
+	/* Receiver role: entry 0 (SPSC, MPSC) or a consumer entry (work
+	 * queue, broadcast), valid while r_held. */
 	int r_held;
-	uint64_t r_head;              /* the authoritative head */
+	int r_entry;
+	uint64_t r_head;              /* head; work queue: the position held; broadcast: the cursor */
 	uint64_t r_tail;              /* tail count last seen */
 	int r_closed;
-	uint64_t stuck_pos;           /* MPSC: the uncommitted position waited on, and since when */
+	uint64_t stuck_pos;           /* the uncommitted position waited on, and since when */
 	int64_t stuck_since;
+	int check_now;                /* the last position was abandoned: check the next one at once */
+	int wq_holding;               /* work queue: r_head is held (claimed, not consumed) */
+	int wq_pending;               /* work queue: a dead holder's claim not yet resolved */
+	int64_t last_rescue;          /* work queue: when the last rescue was tried */
+	uint64_t missed;              /* broadcast: values missed at the last ELAGGED */
 };
+
+/* ------------------------------------------------------------------------ */
+/* Error details                                                             */
+
+static _Thread_local char last_err[256];
+
+const char *shmchan_last_error(void) { return last_err; }
+
+/* Records what went wrong, for shmchan_last_error, and returns code. */
+#if defined(__GNUC__)
+__attribute__((format(printf, 2, 3)))
+#endif
+static int fail(int code, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(last_err, sizeof last_err, fmt, ap);
+	va_end(ap);
+	return code;
+}
 
 /* ------------------------------------------------------------------------ */
 /* Errors                                                                    */
@@ -386,39 +420,64 @@ static int bell_name(const char *base, int which, char *out)
 /* ------------------------------------------------------------------------ */
 /* The header                                                                */
 
+struct params {
+	uint32_t mode, wait, max_msg, producers, flags, consumers, overflow;
+	uint64_t capacity;
+};
+
 struct geometry {
 	uint32_t slot_size, data_offset;
 	uint64_t total_size;
 };
 
+static int fanout(uint32_t mode) { return mode == SHMCHAN_MODE_WORKQUEUE || mode == SHMCHAN_MODE_BROADCAST; }
+
 /* Parameter checks of FORMAT.md, Validation step 6, in its order, and the
- * derived sizes. Every failure is SHMCHAN_ECORRUPT. */
-static int check_params(uint32_t mode, uint32_t wait, uint64_t capacity, uint32_t max_msg,
-			uint32_t producers, uint32_t flags, struct geometry *g)
+ * derived sizes. Every failure is SHMCHAN_ECORRUPT, with a detail. */
+static int check_params(const struct params *p, struct geometry *g)
 {
-	if (mode != SHMCHAN_MODE_SPSC && mode != SHMCHAN_MODE_MPSC)
-		return SHMCHAN_ECORRUPT;
-	if (wait > SHMCHAN_WAIT_SPIN)
-		return SHMCHAN_ECORRUPT;
-	if (capacity == 0 || capacity > SHMCHAN_MAX_CAPACITY || (capacity & (capacity - 1)) != 0)
-		return SHMCHAN_ECORRUPT;
-	if (max_msg == 0 || max_msg > SHMCHAN_MAX_MSG)
-		return SHMCHAN_ECORRUPT;
-	if (mode == SHMCHAN_MODE_SPSC && producers != 1)
-		return SHMCHAN_ECORRUPT;
-	if (producers == 0 || producers > SHMCHAN_MAX_PRODUCERS)
-		return SHMCHAN_ECORRUPT;
-	if (flags & ~SHMCHAN_FLAG_RAW)
-		return SHMCHAN_ECORRUPT;
+	if (p->mode > SHMCHAN_MODE_BROADCAST)
+		return fail(SHMCHAN_ECORRUPT, "mode %u", p->mode);
+	if (p->wait > SHMCHAN_WAIT_SPIN)
+		return fail(SHMCHAN_ECORRUPT, "wait mode %u", p->wait);
+	if (p->mode == SHMCHAN_MODE_WORKQUEUE && p->capacity > SHMCHAN_MAX_WQ_CAPACITY)
+		return fail(SHMCHAN_ECORRUPT, "work-queue capacity %llu over 2^29", (unsigned long long)p->capacity);
+	if (p->capacity == 0 || p->capacity > SHMCHAN_MAX_CAPACITY || (p->capacity & (p->capacity - 1)) != 0)
+		return fail(SHMCHAN_ECORRUPT, "capacity %llu is not a power of two in [1, 2^30]",
+			    (unsigned long long)p->capacity);
+	if (p->max_msg == 0 || p->max_msg > SHMCHAN_MAX_MSG)
+		return fail(SHMCHAN_ECORRUPT, "max message size %u not in [1, 2^30]", p->max_msg);
+	if (p->mode == SHMCHAN_MODE_SPSC && p->producers != 1)
+		return fail(SHMCHAN_ECORRUPT, "SPSC region with %u sender entries", p->producers);
+	if (p->producers == 0 || p->producers > SHMCHAN_MAX_PRODUCERS)
+		return fail(SHMCHAN_ECORRUPT, "%u sender entries not in [1, 4096]", p->producers);
+	if (p->flags & ~(SHMCHAN_FLAG_RAW | SHMCHAN_FLAG_MULTI))
+		return fail(SHMCHAN_ECORRUPT, "unknown flags %#x", p->flags);
+	if ((p->flags & SHMCHAN_FLAG_MULTI) && !fanout(p->mode))
+		return fail(SHMCHAN_ECORRUPT, "multi-producer flag in a mode-%u region", p->mode);
+	if (!fanout(p->mode) && p->consumers != 0)
+		return fail(SHMCHAN_ECORRUPT, "mode-%u region with %u consumer entries", p->mode, p->consumers);
+	if (fanout(p->mode) && (p->consumers == 0 || p->consumers > SHMCHAN_MAX_CONSUMERS))
+		return fail(SHMCHAN_ECORRUPT, "%u consumer entries not in [1, 4096]", p->consumers);
+	if ((p->mode != SHMCHAN_MODE_BROADCAST && p->overflow != 0) || p->overflow > SHMCHAN_OVERFLOW_DROP)
+		return fail(SHMCHAN_ECORRUPT, "overflow policy %u in a mode-%u region", p->overflow, p->mode);
 	/* The region limit, on the derived sizes; capacity <= 2^30 and
 	 * slot_size < 2^31 keep the product below 2^61. */
-	g->slot_size = (SHMCHAN_SLOT_HEADER + max_msg + 7) & ~7u;
-	g->data_offset = SHMCHAN_OFF_ROLES + SHMCHAN_LINE * (1 + producers);
-	uint64_t slots = capacity * (uint64_t)g->slot_size;
+	g->slot_size = (SHMCHAN_SLOT_HEADER + p->max_msg + 7) & ~7u;
+	g->data_offset = SHMCHAN_OFF_ROLES + SHMCHAN_LINE * (1 + p->producers + p->consumers);
+	uint64_t slots = p->capacity * (uint64_t)g->slot_size;
 	if (slots > SHMCHAN_MAX_TOTAL || slots + g->data_offset > SHMCHAN_MAX_TOTAL)
-		return SHMCHAN_ECORRUPT;
+		return fail(SHMCHAN_ECORRUPT, "%llu slots of %u bytes exceed the 2^40-byte region limit",
+			    (unsigned long long)p->capacity, g->slot_size);
 	g->total_size = slots + g->data_offset;
 	return SHMCHAN_OK;
+}
+
+static struct params params_of(const struct shmchan_header *h)
+{
+	struct params p = { h->mode, h->wait, h->max_msg, h->producers, h->flags, h->consumers, h->overflow,
+			    h->capacity };
+	return p;
 }
 
 /* Validation steps 2..7 on a private copy of the first 256 bytes. */
@@ -429,17 +488,26 @@ static int validate_header(const unsigned char *img, struct shmchan_header *out)
 	struct shmchan_header h;
 	memcpy(&h, b, sizeof h);
 	if (memcmp(h.magic, SHMCHAN_MAGIC, 8) != 0)
-		return SHMCHAN_ECORRUPT;
+		return fail(SHMCHAN_ECORRUPT, "bad magic");
 	if (h.version != SHMCHAN_VERSION)
-		return SHMCHAN_EINCOMPATIBLE;
-	if (shmchan_xxh64(b, 248, 0) != h.checksum)
-		return SHMCHAN_ECORRUPT;
+		return fail(SHMCHAN_EINCOMPATIBLE, "layout version %u, this library reads version %d", h.version,
+			    SHMCHAN_VERSION);
+	uint64_t sum = shmchan_xxh64(b, 248, 0);
+	if (sum != h.checksum)
+		return fail(SHMCHAN_ECORRUPT, "header checksum %#llx, computed %#llx", (unsigned long long)h.checksum,
+			    (unsigned long long)sum);
 	struct geometry g;
-	int rc = check_params(h.mode, h.wait, h.capacity, h.max_msg, h.producers, h.flags, &g);
+	struct params p = params_of(&h);
+	int rc = check_params(&p, &g);
 	if (rc != SHMCHAN_OK)
 		return rc;
-	if (h.slot_size != g.slot_size || h.data_offset != g.data_offset || h.total_size != g.total_size)
-		return SHMCHAN_ECORRUPT;
+	if (h.slot_size != g.slot_size)
+		return fail(SHMCHAN_ECORRUPT, "slot size %u, parameters give %u", h.slot_size, g.slot_size);
+	if (h.data_offset != g.data_offset)
+		return fail(SHMCHAN_ECORRUPT, "data offset %u, parameters give %u", h.data_offset, g.data_offset);
+	if (h.total_size != g.total_size)
+		return fail(SHMCHAN_ECORRUPT, "total size %llu, parameters give %llu", (unsigned long long)h.total_size,
+			    (unsigned long long)g.total_size);
 	*out = h;
 	return SHMCHAN_OK;
 }
@@ -474,13 +542,15 @@ static struct shmchan_role *role(const shmchan *c, int i)
 	return (struct shmchan_role *)(c->mem + SHMCHAN_OFF_ROLES + (size_t)i * SHMCHAN_LINE);
 }
 
-static int role_lock(shmchan *c, int i)
+/* Takes the OFD lock on the byte at off without waiting: OK, EBUSY (a
+ * live holder has it) or ESYS. */
+static int ofd_lock(shmchan *c, uint64_t off)
 {
 	struct flock lk;
 	memset(&lk, 0, sizeof lk);
 	lk.l_type = F_WRLCK;
 	lk.l_whence = SEEK_SET;
-	lk.l_start = (off_t)(SHMCHAN_ROLE_LOCK_BASE + (uint64_t)i);
+	lk.l_start = (off_t)off;
 	lk.l_len = 1;
 	lk.l_pid = 0;
 	for (;;) {
@@ -494,12 +564,26 @@ static int role_lock(shmchan *c, int i)
 	}
 }
 
+static void ofd_unlock(shmchan *c, uint64_t off)
+{
+	struct flock lk;
+	memset(&lk, 0, sizeof lk);
+	lk.l_type = F_UNLCK;
+	lk.l_whence = SEEK_SET;
+	lk.l_start = (off_t)off;
+	lk.l_len = 1;
+	fcntl(c->fd, F_OFD_SETLK, &lk);
+}
+
+static int role_lock(shmchan *c, int i) { return ofd_lock(c, SHMCHAN_ROLE_LOCK_BASE + (uint64_t)i); }
+static void role_unlock(shmchan *c, int i) { ofd_unlock(c, SHMCHAN_ROLE_LOCK_BASE + (uint64_t)i); }
+
 /* Whether another open file description holds entry i's lock. A lock of
  * this handle's own description does not show in F_OFD_GETLK, so the
  * caller counts its own entry as alive. Returns 1, 0, or SHMCHAN_ESYS. */
 static int role_alive(shmchan *c, int i)
 {
-	if (i == c->s_entry)
+	if (i == c->s_entry || (c->r_held && i == c->r_entry))
 		return 1;
 	struct flock lk;
 	memset(&lk, 0, sizeof lk);
@@ -568,7 +652,7 @@ struct side {
 static struct side recv_side(shmchan *c)
 {
 	struct side s = { &c->r->recv_seq, &c->r->recv_waiting, &c->r->recv_sleeps,
-			  &c->r->sender_wakes, 1, c->mq[0] };
+			  &c->r->sender_wakes, !fanout(c->h.mode), c->mq[0] };
 	return s;
 }
 
@@ -617,10 +701,23 @@ static void wake(shmchan *c, const struct side *s)
 	}
 }
 
+/* Takes one sleeper out of a many-sleeper count a dead holder left, never
+ * below zero. */
+static void leave_count(uint32_t *w)
+{
+	for (;;) {
+		uint32_t n = LOAD_SC(w);
+		if (n == 0 || cas32(w, n, n - 1))
+			return;
+	}
+}
+
+/* RoleSleeping is set and cleared with OR and AND: a broadcast receiver's
+ * flags also hold RoleJoined. */
 static void leave(const struct side *s, uint32_t *mark)
 {
 	if (mark != NULL)
-		STORE(mark, 0u);
+		__atomic_and_fetch(mark, ~SHMCHAN_ROLE_SLEEPING, __ATOMIC_SEQ_CST);
 	if (s->single)
 		STORE(s->waiting, 0u);
 	else
@@ -679,7 +776,7 @@ static int block(shmchan *c, struct side s, uint32_t *mark, int64_t timeout_ns, 
 			ADD(s.waiting, 1u);
 		}
 		if (mark != NULL)
-			STORE(mark, SHMCHAN_ROLE_SLEEPING);
+			__atomic_or_fetch(mark, SHMCHAN_ROLE_SLEEPING, __ATOMIC_SEQ_CST);
 		int must_poll = !barrier;
 		if (barrier && !first && !barrier_now())
 			must_poll = 1;
@@ -726,8 +823,9 @@ struct topo {
 	/* Called with the entry's lock held and the entry stamped: set up the
 	 * sender's state from the region, or SHMCHAN_ECORRUPT. */
 	int (*join_sender)(shmchan *c);
-	int (*try_send)(shmchan *c, const void *buf, uint32_t n);
+	int (*try_send)(shmchan *c, const void *buf, uint32_t n, int *stuck);
 	int (*close_send)(shmchan *c);
+	/* Likewise for the receiver, in c->r_entry. */
 	int (*join_receiver)(shmchan *c);
 	int (*try_recv)(shmchan *c, void *buf, size_t cap, size_t *len, int *stuck);
 };
@@ -740,6 +838,15 @@ static unsigned char *slot(const shmchan *c, uint64_t pos)
 static uint32_t *slot_seq(const shmchan *c, uint64_t pos) { return (uint32_t *)slot(c, pos); }
 static uint32_t *slot_len(const shmchan *c, uint64_t pos) { return (uint32_t *)(slot(c, pos) + 4); }
 
+/* Whether position pos is committed: its slot's seq is uint32(pos + 1)
+ * (an acquire load, after which the slot may be read). */
+static int committed(const shmchan *c, uint64_t pos)
+{
+	return LOAD(slot_seq(c, pos)) == (uint32_t)(pos + 1);
+}
+
+static uint64_t consumer_entry(const shmchan *c, uint32_t k) { return 1 + (uint64_t)c->h.producers + k; }
+
 /* Joining as a sender (FORMAT.md, "Taking and releasing a role"): head,
  * then tail, then head again. */
 static int sender_view(shmchan *c, uint64_t *count, int *closed, uint64_t *head)
@@ -749,54 +856,69 @@ static int sender_view(shmchan *c, uint64_t *count, int *closed, uint64_t *head)
 	uint64_t h1 = LOAD_SC(&c->r->head);
 	uint64_t cnt = t & ~SHMCHAN_CLOSED;
 	if (h0 > cnt || h1 < h0 || (h1 <= cnt && cnt - h1 > c->cap))
-		return SHMCHAN_ECORRUPT;
+		return fail(SHMCHAN_ECORRUPT, "head %llu then %llu, tail %llu, capacity %llu", (unsigned long long)h0,
+			    (unsigned long long)h1, (unsigned long long)cnt, (unsigned long long)c->cap);
 	*count = cnt;
 	*closed = (t & SHMCHAN_CLOSED) != 0;
 	*head = h1;
 	return SHMCHAN_OK;
 }
 
-/* Joining as the receiver: head, then tail. */
+/* Joining as the receiver of entry 0: head, then tail. */
 static int join_receiver_common(shmchan *c)
 {
 	uint64_t h = LOAD_SC(&c->r->head);
 	uint64_t t = LOAD_SC(&c->r->tail);
 	uint64_t cnt = t & ~SHMCHAN_CLOSED;
 	if (h > cnt || cnt - h > c->cap)
-		return SHMCHAN_ECORRUPT;
+		return fail(SHMCHAN_ECORRUPT, "head %llu, tail %llu, capacity %llu", (unsigned long long)h,
+			    (unsigned long long)cnt, (unsigned long long)c->cap);
 	c->r_head = h;
 	c->r_tail = cnt;
 	c->r_closed = (t & SHMCHAN_CLOSED) != 0;
-	c->stuck_pos = UINT64_MAX;
 	return SHMCHAN_OK;
 }
 
-/* The receiver re-reads the tail: its count never goes back, and is never
- * more than a ring's worth past head. */
+/* The single receiver re-reads the tail: its count never goes back, and is
+ * never more than a ring's worth past head. */
 static int refresh_tail(shmchan *c)
 {
 	uint64_t t = LOAD(&c->r->tail);
 	uint64_t cnt = t & ~SHMCHAN_CLOSED;
 	if (cnt < c->r_tail || cnt - c->r_head > c->cap)
-		return SHMCHAN_ECORRUPT;
+		return fail(SHMCHAN_ECORRUPT, "tail %llu outside [%llu, %llu]", (unsigned long long)cnt,
+			    (unsigned long long)c->r_tail, (unsigned long long)(c->r_head + c->cap));
 	c->r_tail = cnt;
 	c->r_closed = (t & SHMCHAN_CLOSED) != 0;
 	return SHMCHAN_OK;
+}
+
+static void wake_senders(shmchan *c)
+{
+	struct side s = send_side(c);
+	wake(c, &s);
+}
+
+static void wake_receivers(shmchan *c)
+{
+	struct side s = recv_side(c);
+	wake(c, &s);
 }
 
 static void advance(shmchan *c)
 {
 	c->r_head++;
 	publish64(&c->r->head, c->r_head);
-	struct side s = send_side(c);
-	wake(c, &s);
+	wake_senders(c);
 }
 
-/* Copies out a committed slot's value; len was read once by the caller. */
+/* Copies out a committed slot's value at head; len was read once by the
+ * caller. */
 static int deliver(shmchan *c, uint64_t pos, uint32_t n, void *buf, size_t cap, size_t *len)
 {
 	if (n > c->max_msg)
-		return SHMCHAN_ECORRUPT;
+		return fail(SHMCHAN_ECORRUPT, "slot %llu holds length %u, the maximum is %u", (unsigned long long)pos, n,
+			    c->max_msg);
 	*len = n;
 	if (n > cap)
 		return SHMCHAN_ETOOLARGE;
@@ -804,6 +926,58 @@ static int deliver(shmchan *c, uint64_t pos, uint32_t n, void *buf, size_t cap, 
 		memcpy(buf, slot(c, pos) + SHMCHAN_SLOT_HEADER, n);
 	advance(c);
 	return SHMCHAN_OK;
+}
+
+/* Whether a sender whose holder is alive has a claim covering pos. */
+static int live_claimer(shmchan *c, uint64_t pos)
+{
+	for (int i = 1; i <= (int)c->h.producers; i++) {
+		struct shmchan_role *e = role(c, i);
+		uint64_t lo = LOAD_SC(&e->claim_lo);
+		uint64_t hi = LOAD_SC(&e->claim_hi);
+		if (pos < lo || pos >= hi)
+			continue;
+		int a = role_alive(c, i);
+		if (a != 0)
+			return a; /* alive, or SHMCHAN_ESYS */
+	}
+	return 0;
+}
+
+static void writer_reset(shmchan *c)
+{
+	c->stuck_pos = UINT64_MAX;
+	c->check_now = 0;
+}
+
+/* The claimed but uncommitted position pos: has its writer died? After the
+ * receiver waited a stuck check on it (at once, right after an abandoned
+ * position: a dead claim often covers several), it looks for a live sender
+ * whose claim covers pos, then at seq once more. 1: dead, the position is
+ * abandoned; 0: wait on; < 0: an error. */
+static int writer_dead(shmchan *c, uint64_t pos)
+{
+	int64_t now = mono_ns();
+	if (c->stuck_pos != pos) {
+		c->stuck_pos = pos;
+		c->stuck_since = now;
+		if (!c->check_now)
+			return 0;
+	} else if (now - c->stuck_since < c->stuck_ns) {
+		return 0;
+	}
+	c->check_now = 0;
+	c->stuck_since = now;
+	int live = live_claimer(c, pos);
+	if (live != 0)
+		return live < 0 ? live : 0;
+	if (LOAD_SC(slot_seq(c, pos)) == (uint32_t)(pos + 1)) {
+		writer_reset(c); /* committed meanwhile */
+		return 0;
+	}
+	c->stuck_pos = UINT64_MAX;
+	c->check_now = 1;
+	return 1;
 }
 
 /* ---- SPSC (mode 0) ---- */
@@ -816,21 +990,24 @@ static int spsc_join_sender(shmchan *c)
 	if (rc != SHMCHAN_OK)
 		return rc;
 	if (head > cnt) /* only we write the tail: head cannot pass it */
-		return SHMCHAN_ECORRUPT;
+		return fail(SHMCHAN_ECORRUPT, "head %llu past the tail %llu", (unsigned long long)head,
+			    (unsigned long long)cnt);
 	c->s_tail = cnt;
 	c->s_head = head;
 	c->s_closed = closed;
 	return SHMCHAN_OK;
 }
 
-static int spsc_try_send(shmchan *c, const void *buf, uint32_t n)
+static int spsc_try_send(shmchan *c, const void *buf, uint32_t n, int *stuck)
 {
+	(void)stuck;
 	if (c->s_closed)
 		return SHMCHAN_ECLOSED;
 	if (c->s_tail - c->s_head >= c->cap) {
 		uint64_t h = LOAD(&c->r->head);
 		if (h < c->s_head || h > c->s_tail)
-			return SHMCHAN_ECORRUPT;
+			return fail(SHMCHAN_ECORRUPT, "head %llu outside [%llu, %llu]", (unsigned long long)h,
+				    (unsigned long long)c->s_head, (unsigned long long)c->s_tail);
 		c->s_head = h;
 		if (c->s_tail - h >= c->cap)
 			return EAGAIN_;
@@ -841,8 +1018,7 @@ static int spsc_try_send(shmchan *c, const void *buf, uint32_t n)
 	__atomic_store_n(slot_len(c, p), n, __ATOMIC_RELAXED);
 	c->s_tail = p + 1;
 	publish64(&c->r->tail, c->s_tail);
-	struct side s = recv_side(c);
-	wake(c, &s);
+	wake_receivers(c);
 	return SHMCHAN_OK;
 }
 
@@ -872,7 +1048,7 @@ static const struct topo spsc_topo = {
 	spsc_join_sender, spsc_try_send, spsc_close_send, join_receiver_common, spsc_try_recv,
 };
 
-/* ---- MPSC (mode 1) ---- */
+/* ---- MPSC (mode 1); its sender is also the fan-out topologies' ---- */
 
 static int mpsc_join_sender(shmchan *c)
 {
@@ -881,8 +1057,18 @@ static int mpsc_join_sender(shmchan *c)
 	 * holder claimed and never committed. */
 	STORE(&e->claim_lo, LOAD_SC(&e->claim_hi));
 	c->s_sent = LOAD_SC(&e->sent);
+	c->gated = 0;
 	uint64_t cnt, head;
 	int closed;
+	if (c->h.mode == SHMCHAN_MODE_BROADCAST) {
+		/* head is a statistic here (the lowest bound some sender
+		 * computed) and may lag the tail by more than a ring: the bound
+		 * is computed afresh when the cached one shows no room. */
+		uint64_t t = LOAD_SC(&c->r->tail);
+		c->s_head = 0;
+		c->s_closed = (t & SHMCHAN_CLOSED) != 0;
+		return SHMCHAN_OK;
+	}
 	int rc = sender_view(c, &cnt, &closed, &head);
 	if (rc != SHMCHAN_OK)
 		return rc;
@@ -891,33 +1077,43 @@ static int mpsc_join_sender(shmchan *c)
 	return SHMCHAN_OK;
 }
 
-static int mpsc_try_send(shmchan *c, const void *buf, uint32_t n)
+static int bcast_bound(shmchan *c, uint64_t t, uint64_t *bound, int *stuck);
+
+static int mpsc_try_send(shmchan *c, const void *buf, uint32_t n, int *stuck)
 {
 	struct shmchan_role *e = role(c, c->s_entry);
+	int bcast = c->h.mode == SHMCHAN_MODE_BROADCAST;
 	uint64_t claimed = UINT64_MAX; /* hi of a claim recorded for a CAS that failed */
+	int rc = SHMCHAN_ECORRUPT;
 	for (int try = 0; try < (1 << 20); try++) {
 		uint64_t t = LOAD_SC(&c->r->tail);
 		if (t & SHMCHAN_CLOSED) {
-			if (claimed != UINT64_MAX)
-				publish64(&e->claim_lo, claimed);
 			c->s_closed = 1;
-			return SHMCHAN_ECLOSED;
+			rc = SHMCHAN_ECLOSED;
+			goto withdraw;
 		}
 		uint64_t h = c->s_head;
 		if (t < h || t - h >= c->cap) {
-			h = LOAD_SC(&c->r->head);
+			/* The bound: head (MPSC, work queue) or the slowest
+			 * receiver or writer (broadcast). */
+			if (bcast) {
+				if ((rc = bcast_bound(c, t, &h, stuck)) != SHMCHAN_OK)
+					goto withdraw;
+			} else {
+				h = LOAD_SC(&c->r->head);
+			}
 			if (h > t)
 				continue; /* the tail moved on since we read it */
-			if (h < c->s_head || t - h > c->cap) {
-				if (claimed != UINT64_MAX)
-					publish64(&e->claim_lo, claimed);
-				return SHMCHAN_ECORRUPT;
+			if ((!bcast && h < c->s_head) || t - h > c->cap) {
+				rc = fail(SHMCHAN_ECORRUPT, "tail %llu, head %llu (last seen %llu), capacity %llu",
+					  (unsigned long long)t, (unsigned long long)h, (unsigned long long)c->s_head,
+					  (unsigned long long)c->cap);
+				goto withdraw;
 			}
 			c->s_head = h;
 			if (t - h == c->cap) {
-				if (claimed != UINT64_MAX)
-					publish64(&e->claim_lo, claimed);
-				return EAGAIN_;
+				rc = EAGAIN_;
+				goto withdraw;
 			}
 		}
 		/* Record the claim [t, t+1) before the CAS: hi first, then lo. */
@@ -925,6 +1121,11 @@ static int mpsc_try_send(shmchan *c, const void *buf, uint32_t n)
 		publish64(&e->claim_lo, t);
 		claimed = t + 1;
 		if (cas64(&c->r->tail, t, t + 1)) {
+			/* The CAS is a full barrier on amd64; elsewhere make
+			 * sure a DropOldest receiver that reads our writes to
+			 * the slot also sees the tail that claimed it. */
+			if (bcast)
+				__atomic_thread_fence(__ATOMIC_SEQ_CST);
 			if (n > 0)
 				memcpy(slot(c, t) + SHMCHAN_SLOT_HEADER, buf, n);
 			__atomic_store_n(slot_len(c, t), n, __ATOMIC_RELAXED);
@@ -932,14 +1133,15 @@ static int mpsc_try_send(shmchan *c, const void *buf, uint32_t n)
 			c->s_sent++;
 			publish64(&e->sent, c->s_sent);
 			publish64(&e->claim_lo, t + 1); /* no claim */
-			struct side s = recv_side(c);
-			wake(c, &s);
+			wake_receivers(c);
 			return SHMCHAN_OK;
 		}
 	}
+	rc = fail(SHMCHAN_ECORRUPT, "tail and head never consistent");
+withdraw:
 	if (claimed != UINT64_MAX)
 		publish64(&e->claim_lo, claimed);
-	return SHMCHAN_ECORRUPT; /* tail and head never consistent */
+	return rc;
 }
 
 static int mpsc_close_send(shmchan *c)
@@ -953,22 +1155,6 @@ static int mpsc_close_send(shmchan *c)
 	return SHMCHAN_OK;
 }
 
-/* Whether a sender whose holder is alive has a claim covering pos. */
-static int live_claimer(shmchan *c, uint64_t pos)
-{
-	for (int i = 1; i <= (int)c->h.producers; i++) {
-		struct shmchan_role *e = role(c, i);
-		uint64_t lo = LOAD_SC(&e->claim_lo);
-		uint64_t hi = LOAD_SC(&e->claim_hi);
-		if (pos < lo || pos >= hi)
-			continue;
-		int a = role_alive(c, i);
-		if (a != 0)
-			return a; /* alive, or SHMCHAN_ESYS */
-	}
-	return 0;
-}
-
 static int mpsc_try_recv(shmchan *c, void *buf, size_t cap, size_t *len, int *stuck)
 {
 	for (;;) {
@@ -980,8 +1166,8 @@ static int mpsc_try_recv(shmchan *c, void *buf, size_t cap, size_t *len, int *st
 			if (h == c->r_tail)
 				return c->r_closed ? SHMCHAN_ECLOSED : EAGAIN_;
 		}
-		if (LOAD(slot_seq(c, h)) == (uint32_t)(h + 1)) {
-			c->stuck_pos = UINT64_MAX;
+		if (committed(c, h)) {
+			writer_reset(c);
 			uint32_t n = __atomic_load_n(slot_len(c, h), __ATOMIC_RELAXED);
 			if (n == SHMCHAN_SLOT_SKIP) {
 				advance(c);
@@ -991,30 +1177,19 @@ static int mpsc_try_recv(shmchan *c, void *buf, size_t cap, size_t *len, int *st
 		}
 		/* Claimed, not committed: wait, and after a while check that
 		 * some live sender's claim covers it. */
-		*stuck = 1;
-		int64_t now = mono_ns();
-		if (c->stuck_pos != h) {
-			c->stuck_pos = h;
-			c->stuck_since = now;
+		int d = writer_dead(c, h);
+		if (d < 0)
+			return d;
+		if (d == 0) {
+			*stuck = 1;
 			return EAGAIN_;
 		}
-		if (now - c->stuck_since < c->stuck_ns)
-			return EAGAIN_;
-		c->stuck_since = now;
-		int live = live_claimer(c, h);
-		if (live < 0)
-			return live;
-		if (live)
-			return EAGAIN_;
-		if (LOAD_SC(slot_seq(c, h)) == (uint32_t)(h + 1))
-			continue; /* committed meanwhile */
-		/* Abandoned: its writer died between claim and commit. */
+		/* Abandoned: its writer died between claim and commit. The
+		 * slot gets the position's commit mark, so that no slot below
+		 * head is more than a lap stale. */
 		ADD(&c->r->abandoned, 1);
 		publish32(slot_seq(c, h), (uint32_t)(h + 1));
 		advance(c);
-		/* Check the next uncommitted position's claimers at once. */
-		c->stuck_pos = h + 1;
-		c->stuck_since = now - c->stuck_ns;
 	}
 }
 
@@ -1022,14 +1197,430 @@ static const struct topo mpsc_topo = {
 	mpsc_join_sender, mpsc_try_send, mpsc_close_send, join_receiver_common, mpsc_try_recv,
 };
 
-/* The topology of a validated header; NULL for one this build cannot run. */
+/* ---- Work queue (mode 2; FORMAT.md, "Work queue protocol") ---- */
+
+static uint32_t wq_mark(uint64_t p) { return (uint32_t)(p + 1) ^ SHMCHAN_CONSUMED_BIT; }
+
+static int wq_consumed(const shmchan *c, uint64_t p) { return LOAD(slot_seq(c, p)) == wq_mark(p); }
+
+/* Moves head over the consumed positions at head (receivers finish out of
+ * order: whoever finds the position at head consumed moves head on). */
+static void wq_move_head(shmchan *c)
+{
+	for (uint64_t n = 0; n <= c->cap; n++) {
+		uint64_t h = LOAD_SC(&c->r->head);
+		if (h >= LOAD_SC(&c->r->claim_head) || !wq_consumed(c, h))
+			break;
+		cas64(&c->r->head, h, h + 1);
+	}
+}
+
+/* Consumes the held position: its consumed mark, the claim withdrawn,
+ * head moved, senders woken. */
+static void wq_consume(shmchan *c, int got)
+{
+	struct shmchan_role *e = role(c, c->r_entry);
+	uint64_t p = c->r_head;
+	publish32(slot_seq(c, p), wq_mark(p));
+	STORE(&e->claim_lo, LOAD_SC(&e->claim_hi));
+	c->wq_holding = 0;
+	if (got)
+		ADD(&e->sent, 1);
+	wq_move_head(c);
+	wake_senders(c);
+}
+
+/* Whether a live receiver other than us has a claim covering p. */
+static int wq_live_claim(shmchan *c, uint64_t p)
+{
+	for (uint32_t k = 0; k < c->h.consumers; k++) {
+		int i = (int)consumer_entry(c, k);
+		if (i == c->r_entry)
+			continue;
+		struct shmchan_role *e = role(c, i);
+		uint64_t lo = LOAD_SC(&e->claim_lo), hi = LOAD_SC(&e->claim_hi);
+		if (p < lo || p >= hi)
+			continue;
+		int a = role_alive(c, i);
+		if (a != 0)
+			return a;
+	}
+	return 0;
+}
+
+/* A rescue: at most once per stuck check, under the rescue lock, take over
+ * a position in [h, ch) that another entry claims, that is not consumed,
+ * and that no live receiver claims. 1 if we now hold one. */
+static int wq_rescue(shmchan *c, uint64_t h, uint64_t ch)
+{
+	int64_t now = mono_ns();
+	if (c->last_rescue != 0 && now - c->last_rescue < c->stuck_ns)
+		return 0;
+	c->last_rescue = now;
+	if (ofd_lock(c, SHMCHAN_RESCUE_LOCK) != SHMCHAN_OK)
+		return 0; /* someone else is rescuing (or the lock failed: try later) */
+	int got = 0;
+	struct shmchan_role *me = role(c, c->r_entry);
+	for (uint32_t k = 0; k < c->h.consumers && !got; k++) {
+		int i = (int)consumer_entry(c, k);
+		if (i == c->r_entry)
+			continue;
+		struct shmchan_role *e = role(c, i);
+		uint64_t lo = LOAD_SC(&e->claim_lo), hi = LOAD_SC(&e->claim_hi);
+		if (hi != lo + 1 || lo < h || lo >= ch || wq_consumed(c, lo))
+			continue;
+		if (wq_live_claim(c, lo) != 0)
+			continue; /* a live holder, or we cannot tell */
+		/* Ours now: record our claim, then withdraw the dead ones. */
+		STORE(&me->claim_hi, lo + 1);
+		STORE(&me->claim_lo, lo);
+		for (uint32_t k2 = 0; k2 < c->h.consumers; k2++) {
+			int i2 = (int)consumer_entry(c, k2);
+			if (i2 == c->r_entry)
+				continue;
+			struct shmchan_role *e2 = role(c, i2);
+			if (LOAD_SC(&e2->claim_lo) == lo)
+				STORE(&e2->claim_lo, LOAD_SC(&e2->claim_hi));
+		}
+		c->wq_holding = 1;
+		c->r_head = lo;
+		got = 1;
+	}
+	ofd_unlock(c, SHMCHAN_RESCUE_LOCK);
+	return got;
+}
+
+/* A dead predecessor's claim in our entry: resume it if it is still
+ * pending, else withdraw it; under the rescue lock, so that a rescuer and
+ * we never both take it. With the lock busy the claim stays recorded and
+ * unresolved (withdrawing it without the lock could lose a value). */
+static int wq_resolve(shmchan *c)
+{
+	int rc = ofd_lock(c, SHMCHAN_RESCUE_LOCK);
+	if (rc == SHMCHAN_EBUSY)
+		return EAGAIN_;
+	if (rc != SHMCHAN_OK)
+		return rc;
+	struct shmchan_role *e = role(c, c->r_entry);
+	uint64_t lo = LOAD_SC(&e->claim_lo), hi = LOAD_SC(&e->claim_hi);
+	uint64_t h = LOAD_SC(&c->r->head), ch = LOAD_SC(&c->r->claim_head);
+	if (hi == lo + 1 && h <= lo && lo < ch && !wq_consumed(c, lo)) {
+		c->wq_holding = 1;
+		c->r_head = lo;
+	} else {
+		STORE(&e->claim_lo, hi);
+	}
+	ofd_unlock(c, SHMCHAN_RESCUE_LOCK);
+	c->wq_pending = 0;
+	return SHMCHAN_OK;
+}
+
+static int wq_join_receiver(shmchan *c)
+{
+	c->wq_holding = 0;
+	c->wq_pending = 1;
+	c->last_rescue = 0;
+	int rc = wq_resolve(c);
+	return rc == EAGAIN_ ? SHMCHAN_OK : rc;
+}
+
+/* Claims the next position (or rescues a dead receiver's). */
+static int wq_claim(shmchan *c, int *stuck)
+{
+	struct shmchan_role *e = role(c, c->r_entry);
+	for (int try = 0; try < (1 << 20); try++) {
+		/* head, claim_head, tail, head again: each only grows and
+		 * head <= claim_head <= count(tail) <= head + capacity at every
+		 * instant, so a legal race cannot fail these checks. */
+		uint64_t h0 = LOAD_SC(&c->r->head);
+		uint64_t ch = LOAD_SC(&c->r->claim_head);
+		uint64_t t = LOAD_SC(&c->r->tail);
+		uint64_t h = LOAD_SC(&c->r->head);
+		uint64_t cnt = t & ~SHMCHAN_CLOSED;
+		if (ch < h0 || ch > cnt || h < h0 || cnt - h > c->cap)
+			return fail(SHMCHAN_ECORRUPT, "head %llu then %llu, claim head %llu, tail %llu, capacity %llu",
+				    (unsigned long long)h0, (unsigned long long)h, (unsigned long long)ch,
+				    (unsigned long long)cnt, (unsigned long long)c->cap);
+		c->r_tail = cnt;
+		c->r_closed = (t & SHMCHAN_CLOSED) != 0;
+		if (ch == cnt) {
+			if (h == cnt)
+				return c->r_closed ? SHMCHAN_ECLOSED : EAGAIN_;
+			/* Others hold values, or consumed them and died before
+			 * moving head. */
+			wq_move_head(c);
+			if (wq_rescue(c, h < ch ? h : ch, ch))
+				return SHMCHAN_OK;
+			*stuck = 1;
+			return EAGAIN_;
+		}
+		STORE(&e->claim_hi, ch + 1);
+		STORE(&e->claim_lo, ch);
+		if (cas64(&c->r->claim_head, ch, ch + 1)) {
+			c->wq_holding = 1;
+			c->r_head = ch;
+			return SHMCHAN_OK;
+		}
+		STORE(&e->claim_lo, ch + 1); /* lost: withdraw */
+	}
+	return fail(SHMCHAN_ECORRUPT, "claim head never settles");
+}
+
+static int wq_try_recv(shmchan *c, void *buf, size_t cap, size_t *len, int *stuck)
+{
+	if (c->wq_pending) {
+		int rc = wq_resolve(c);
+		if (rc == EAGAIN_)
+			*stuck = 1;
+		if (rc != SHMCHAN_OK)
+			return rc;
+	}
+	for (;;) {
+		if (!c->wq_holding) {
+			int rc = wq_claim(c, stuck);
+			if (rc != SHMCHAN_OK)
+				return rc;
+		}
+		uint64_t p = c->r_head;
+		if (!committed(c, p)) {
+			int d = writer_dead(c, p);
+			if (d < 0)
+				return d;
+			if (d == 0) {
+				*stuck = 1;
+				return EAGAIN_;
+			}
+			ADD(&c->r->abandoned, 1);
+			wq_consume(c, 0);
+			continue;
+		}
+		writer_reset(c);
+		uint32_t n = __atomic_load_n(slot_len(c, p), __ATOMIC_RELAXED);
+		if (n == SHMCHAN_SLOT_SKIP) {
+			wq_consume(c, 0);
+			continue;
+		}
+		if (n > c->max_msg) {
+			wq_consume(c, 0); /* do not wedge on it */
+			return fail(SHMCHAN_ECORRUPT, "slot %llu holds length %u, the maximum is %u",
+				    (unsigned long long)p, n, c->max_msg);
+		}
+		*len = n;
+		if (n > cap)
+			return SHMCHAN_ETOOLARGE; /* still held: the next receive returns it */
+		if (n > 0)
+			memcpy(buf, slot(c, p) + SHMCHAN_SLOT_HEADER, n);
+		wq_consume(c, 1);
+		return SHMCHAN_OK;
+	}
+}
+
+static const struct topo wq_topo = {
+	mpsc_join_sender, mpsc_try_send, mpsc_close_send, wq_join_receiver, wq_try_recv,
+};
+
+/* ---- Broadcast (mode 3; FORMAT.md, "Broadcast protocol") ---- */
+
+static void clear_flag(uint32_t *w, uint32_t f) { __atomic_and_fetch(w, ~f, __ATOMIC_SEQ_CST); }
+
+/* Moves head up to h (a statistic: the lowest bound a sender computed).
+ * One attempt: a lost race means someone else moved it. */
+static void raise_head(shmchan *c, uint64_t h)
+{
+	uint64_t old = LOAD_SC(&c->r->head);
+	if (old < h)
+		cas64(&c->r->head, old, h);
+}
+
+/* The senders' bound for tail count t: the lowest position not to lap. The
+ * other senders' claims in progress, and with WaitForSlowest the joined
+ * receivers' cursors. A bound that gates us and stays put for a stuck
+ * check has its holder's lock tested: a dead receiver stops gating
+ * (RoleJoined cleared), a dead sender's claim is withdrawn. */
+static int bcast_bound(shmchan *c, uint64_t t, uint64_t *bound, int *stuck)
+{
+	int wait = c->h.overflow == SHMCHAN_OVERFLOW_WAIT;
+	for (int round = 0; round < 2; round++) {
+		uint64_t h = t;
+		int gate = -1;
+		for (int i = 1; i <= (int)c->h.producers; i++) {
+			if (i == c->s_entry)
+				continue;
+			struct shmchan_role *e = role(c, i);
+			uint64_t lo = LOAD_SC(&e->claim_lo), hi = LOAD_SC(&e->claim_hi);
+			if (hi > lo && lo < h) {
+				h = lo;
+				gate = i;
+			}
+		}
+		for (uint32_t k = 0; wait && k < c->h.consumers; k++) {
+			int i = (int)consumer_entry(c, k);
+			struct shmchan_role *e = role(c, i);
+			if (!(LOAD_SC(&e->flags) & SHMCHAN_ROLE_JOINED))
+				continue;
+			uint64_t cur = LOAD_SC(&e->claim_lo); /* RoleCursor */
+			if (cur < h) {
+				h = cur;
+				gate = i;
+			}
+		}
+		*bound = h;
+		if (t - h < c->cap || gate < 0) {
+			c->gated = 0;
+			raise_head(c, h);
+			return SHMCHAN_OK;
+		}
+		*stuck = 1;
+		int64_t now = mono_ns();
+		if (!c->gated || c->gate_at != h) {
+			c->gated = 1;
+			c->gate_at = h;
+			c->gate_since = now;
+			return SHMCHAN_OK;
+		}
+		if (now - c->gate_since < c->stuck_ns)
+			return SHMCHAN_OK;
+		c->gate_since = now;
+		int a = role_alive(c, gate);
+		if (a != 0)
+			return a < 0 ? a : SHMCHAN_OK;
+		struct shmchan_role *e = role(c, gate);
+		if (gate <= (int)c->h.producers)
+			STORE(&e->claim_lo, LOAD_SC(&e->claim_hi)); /* a dead sender: its slots are skipped */
+		else
+			clear_flag(&e->flags, SHMCHAN_ROLE_JOINED); /* a dead receiver stops gating */
+		c->gated = 0;
+	}
+	*bound = t - c->cap;
+	return SHMCHAN_OK;
+}
+
+/* Joining: the cursor first, then the flag that makes senders read it. */
+static int bcast_join_receiver(shmchan *c)
+{
+	struct shmchan_role *e = role(c, c->r_entry);
+	uint64_t t = LOAD_SC(&c->r->tail);
+	c->r_head = c->r_tail = t & ~SHMCHAN_CLOSED;
+	c->r_closed = (t & SHMCHAN_CLOSED) != 0;
+	STORE(&e->claim_lo, c->r_head);
+	STORE(&e->claim_hi, 0);
+	__atomic_or_fetch(&e->flags, SHMCHAN_ROLE_JOINED, __ATOMIC_SEQ_CST);
+	return SHMCHAN_OK;
+}
+
+static void bcast_release(shmchan *c)
+{
+	struct shmchan_role *e = role(c, c->r_entry);
+	c->r_head++;
+	publish64(&e->claim_lo, c->r_head); /* senders read cursors */
+	ADD(&e->sent, 1);
+	if (c->h.overflow == SHMCHAN_OVERFLOW_WAIT)
+		wake_senders(c);
+}
+
+/* DropOldest: whether a sender has claimed the next lap of pos's slot; a
+ * full barrier first, so that the tail is read after the slot was. */
+static int bcast_lapped(shmchan *c, uint64_t pos)
+{
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	uint64_t t = LOAD_SC(&c->r->tail) & ~SHMCHAN_CLOSED;
+	if (t >= c->r_tail)
+		c->r_tail = t;
+	return c->r_tail - pos > c->cap;
+}
+
+static int bcast_try_recv(shmchan *c, void *buf, size_t cap, size_t *len, int *stuck)
+{
+	struct shmchan_role *e = role(c, c->r_entry);
+	int drop = c->h.overflow == SHMCHAN_OVERFLOW_DROP;
+	for (;;) {
+		uint64_t pos = c->r_head;
+		if (pos >= c->r_tail || c->r_tail - pos > c->cap) {
+			uint64_t t = LOAD(&c->r->tail);
+			uint64_t cnt = t & ~SHMCHAN_CLOSED;
+			if (cnt < c->r_tail)
+				return fail(SHMCHAN_ECORRUPT, "tail %llu went back from %llu", (unsigned long long)cnt,
+					    (unsigned long long)c->r_tail);
+			c->r_tail = cnt;
+			c->r_closed = (t & SHMCHAN_CLOSED) != 0;
+			if (pos == cnt)
+				return c->r_closed ? SHMCHAN_ECLOSED : EAGAIN_;
+		}
+		if (c->r_tail - pos > c->cap) {
+			if (!drop)
+				return fail(SHMCHAN_ECORRUPT, "tail %llu is more than %llu past this receiver's cursor %llu",
+					    (unsigned long long)c->r_tail, (unsigned long long)c->cap,
+					    (unsigned long long)pos);
+			/* Lapped: the oldest position that can be intact. */
+			uint64_t resume = c->r_tail - c->cap;
+			c->missed = resume - pos;
+			c->r_head = resume;
+			STORE(&e->claim_lo, resume);
+			ADD(&c->r->lagged, c->missed);
+			writer_reset(c);
+			return SHMCHAN_ELAGGED;
+		}
+		if (!committed(c, pos)) {
+			/* Not committed for pos: not yet, or (DropOldest)
+			 * lapped; only a fresh tail tells. */
+			if (bcast_lapped(c, pos))
+				continue;
+			int d = writer_dead(c, pos);
+			if (d < 0)
+				return d;
+			if (d == 0) {
+				*stuck = 1;
+				return EAGAIN_;
+			}
+			ADD(&c->r->abandoned, 1);
+			bcast_release(c);
+			continue;
+		}
+		writer_reset(c);
+		uint32_t n = __atomic_load_n(slot_len(c, pos), __ATOMIC_RELAXED);
+		if (n == SHMCHAN_SLOT_SKIP) {
+			if (drop && bcast_lapped(c, pos))
+				continue; /* the mark may be the next lap's */
+			bcast_release(c);
+			continue;
+		}
+		if (n > c->max_msg) {
+			if (drop && bcast_lapped(c, pos))
+				continue;
+			return fail(SHMCHAN_ECORRUPT, "slot %llu holds length %u, the maximum is %u",
+				    (unsigned long long)pos, n, c->max_msg);
+		}
+		if (n > cap) {
+			if (drop && bcast_lapped(c, pos))
+				continue;
+			*len = n;
+			return SHMCHAN_ETOOLARGE;
+		}
+		/* WaitForSlowest: our cursor gates every sender, the slot
+		 * stays. DropOldest: copy, then make sure nobody claimed the
+		 * slot's next lap meanwhile, else the copy may be torn. */
+		if (n > 0)
+			memcpy(buf, slot(c, pos) + SHMCHAN_SLOT_HEADER, n);
+		if (drop && bcast_lapped(c, pos))
+			continue; /* the next round reports the lag */
+		*len = n;
+		bcast_release(c);
+		return SHMCHAN_OK;
+	}
+}
+
+static const struct topo bcast_topo = {
+	mpsc_join_sender, mpsc_try_send, mpsc_close_send, bcast_join_receiver, bcast_try_recv,
+};
+
+/* The topology of a validated header. */
 static const struct topo *topo_for(const struct shmchan_header *h)
 {
-	if (h->version != 1)
-		return NULL;
 	switch (h->mode) {
 	case SHMCHAN_MODE_SPSC: return &spsc_topo;
 	case SHMCHAN_MODE_MPSC: return &mpsc_topo;
+	case SHMCHAN_MODE_WORKQUEUE: return &wq_topo;
+	case SHMCHAN_MODE_BROADCAST: return &bcast_topo;
 	}
 	return NULL;
 }
@@ -1048,16 +1639,11 @@ static int take_sender(shmchan *c)
 		if (rc != SHMCHAN_OK)
 			return rc;
 		struct shmchan_role *e = role(c, i);
-		/* A holder that died asleep left itself counted in the waiters. */
-		if (LOAD_SC(&e->flags) & SHMCHAN_ROLE_SLEEPING) {
-			for (;;) {
-				uint32_t w = LOAD_SC(&c->r->send_waiters);
-				if (w == 0 || cas32(&c->r->send_waiters, w, w - 1))
-					break;
-			}
-		}
-		STORE(&e->flags, 0u);
 		struct side ss = send_side(c);
+		/* A holder that died asleep left itself counted in the waiters. */
+		if ((LOAD_SC(&e->flags) & SHMCHAN_ROLE_SLEEPING) && !ss.single)
+			leave_count(ss.waiting);
+		STORE(&e->flags, 0u);
 		if (ss.single)
 			STORE(ss.waiting, 0u); /* the only sender is us */
 		stamp(c, i);
@@ -1066,16 +1652,10 @@ static int take_sender(shmchan *c)
 		if (rc != SHMCHAN_OK) {
 			STORE(&e->pid, 0u);
 			c->s_entry = 0;
-			struct flock lk;
-			memset(&lk, 0, sizeof lk);
-			lk.l_type = F_UNLCK;
-			lk.l_whence = SEEK_SET;
-			lk.l_start = (off_t)(SHMCHAN_ROLE_LOCK_BASE + (uint64_t)i);
-			lk.l_len = 1;
-			fcntl(c->fd, F_OFD_SETLK, &lk);
+			role_unlock(c, i);
 			return rc;
 		}
-		/* A new sender wakes the receiver, which may sleep on a wake
+		/* A new sender wakes the receivers, which may sleep on a wake
 		 * the dead holder never sent. */
 		struct side s = recv_side(c);
 		ring_all(c, &s);
@@ -1084,33 +1664,51 @@ static int take_sender(shmchan *c)
 	return SHMCHAN_EBUSY;
 }
 
-static int take_receiver(shmchan *c)
+/* Takes entry i as the receiver: OK, EBUSY, or an error. */
+static int take_receiver_entry(shmchan *c, int i)
 {
-	if (c->r_held)
-		return SHMCHAN_OK;
-	int rc = role_lock(c, 0);
+	int rc = role_lock(c, i);
 	if (rc != SHMCHAN_OK)
 		return rc;
-	STORE(&c->r->recv_waiting, 0u); /* the only receiver is us */
-	stamp(c, 0);
+	struct shmchan_role *e = role(c, i);
+	if (i == 0) {
+		STORE(&c->r->recv_waiting, 0u); /* the only receiver is us */
+	} else {
+		/* A consumer that died asleep left itself counted. */
+		if (LOAD_SC(&e->flags) & SHMCHAN_ROLE_SLEEPING)
+			leave_count(&c->r->recv_waiting);
+		STORE(&e->flags, 0u);
+	}
+	stamp(c, i);
+	c->r_entry = i;
+	c->r_held = 1; /* our own entry counts as alive from now on */
+	writer_reset(c);
 	rc = c->t->join_receiver(c);
 	if (rc != SHMCHAN_OK) {
-		STORE(&role(c, 0)->pid, 0u);
-		struct flock lk;
-		memset(&lk, 0, sizeof lk);
-		lk.l_type = F_UNLCK;
-		lk.l_whence = SEEK_SET;
-		lk.l_start = (off_t)SHMCHAN_ROLE_LOCK_BASE;
-		lk.l_len = 1;
-		fcntl(c->fd, F_OFD_SETLK, &lk);
+		STORE(&e->pid, 0u);
+		c->r_held = 0;
+		role_unlock(c, i);
 		return rc;
 	}
-	c->r_held = 1;
 	/* Senders asleep on a full ring wait for space the dead receiver
 	 * may never have announced. */
 	struct side s = send_side(c);
 	ring_all(c, &s);
 	return SHMCHAN_OK;
+}
+
+static int take_receiver(shmchan *c)
+{
+	if (c->r_held)
+		return SHMCHAN_OK;
+	if (!fanout(c->h.mode))
+		return take_receiver_entry(c, 0);
+	for (uint32_t k = 0; k < c->h.consumers; k++) {
+		int rc = take_receiver_entry(c, (int)consumer_entry(c, k));
+		if (rc != SHMCHAN_EBUSY)
+			return rc;
+	}
+	return SHMCHAN_EBUSY;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1120,9 +1718,9 @@ struct send_arg { const void *buf; uint32_t n; };
 
 static int send_attempt(shmchan *c, void *arg, int *stuck)
 {
-	(void)stuck;
 	struct send_arg *a = (struct send_arg *)arg;
-	return c->t->try_send(c, a->buf, a->n);
+	*stuck = 0;
+	return c->t->try_send(c, a->buf, a->n, stuck);
 }
 
 int shmchan_send(shmchan *c, const void *buf, size_t len, int64_t timeout_ns)
@@ -1161,7 +1759,9 @@ int shmchan_recv(shmchan *c, void *buf, size_t cap, size_t *len, int64_t timeout
 	if (rc != SHMCHAN_OK)
 		return rc;
 	struct recv_arg a = { buf, cap, len };
-	rc = block(c, recv_side(c), NULL, timeout_ns, recv_attempt, &a);
+	/* Fan-out receivers are many sleepers: each marks its own entry. */
+	uint32_t *mark = fanout(c->h.mode) ? &role(c, c->r_entry)->flags : NULL;
+	rc = block(c, recv_side(c), mark, timeout_ns, recv_attempt, &a);
 	if (rc == EAGAIN_)
 		rc = SHMCHAN_EEMPTY;
 	return rc;
@@ -1292,6 +1892,7 @@ int shmchan_open(const char *name, shmchan **out)
 
 int shmchan_open_flags(const char *name, unsigned flags, shmchan **out)
 {
+	last_err[0] = 0;
 	if (out == NULL)
 		return SHMCHAN_EINVAL;
 	*out = NULL;
@@ -1349,7 +1950,7 @@ int shmchan_open_flags(const char *name, unsigned flags, shmchan **out)
 	struct shmchan_header h;
 	for (;;) {
 		if (st.st_size > (off_t)SHMCHAN_MAX_TOTAL) {
-			rc = SHMCHAN_ECORRUPT;
+			rc = fail(SHMCHAN_ECORRUPT, "file of %lld bytes, larger than any region", (long long)st.st_size);
 			goto fail;
 		}
 		if (st.st_size >= SHMCHAN_HEADER_SIZE + 4) {
@@ -1366,7 +1967,8 @@ int shmchan_open_flags(const char *name, unsigned flags, shmchan **out)
 				sleep_ns(1000000);
 			if (LOAD(&img->ready) != SHMCHAN_READY) {
 				munmap(m, n);
-				rc = SHMCHAN_ECORRUPT; /* creator died, or not a shmchan region */
+				/* The creator died, or not a shmchan region. */
+				rc = fail(SHMCHAN_ECORRUPT, "the ready word never came");
 				goto fail;
 			}
 			rc = validate_header((const unsigned char *)m, &h);
@@ -1376,7 +1978,8 @@ int shmchan_open_flags(const char *name, unsigned flags, shmchan **out)
 			break;
 		}
 		if (mono_ns() >= deadline) {
-			rc = SHMCHAN_ECORRUPT;
+			rc = fail(SHMCHAN_ECORRUPT, "a %lld-byte file: the header and ready word never came",
+				  (long long)st.st_size);
 			goto fail;
 		}
 		sleep_ns(1000000);
@@ -1387,7 +1990,8 @@ int shmchan_open_flags(const char *name, unsigned flags, shmchan **out)
 	}
 	/* Step 8: the file holds the whole region (st is from before mapping). */
 	if ((uint64_t)st.st_size < h.total_size) {
-		rc = SHMCHAN_ECORRUPT;
+		rc = fail(SHMCHAN_ECORRUPT, "file is %lld bytes, header claims %llu", (long long)st.st_size,
+			  (unsigned long long)h.total_size);
 		goto fail;
 	}
 	c->len = (size_t)h.total_size;
@@ -1397,11 +2001,7 @@ int shmchan_open_flags(const char *name, unsigned flags, shmchan **out)
 		goto fail;
 	}
 	c->mem = (unsigned char *)m;
-	c->t = topo_for(&h);
-	if (c->t == NULL) {
-		rc = SHMCHAN_EINCOMPATIBLE;
-		goto fail;
-	}
+	c->t = topo_for(&h); /* every mode validation lets through has one */
 	setup(c, &h);
 	if (h.wait == SHMCHAN_WAIT_MQ && (rc = open_bells(c, 0, 0, foreign)) != SHMCHAN_OK)
 		goto fail;
@@ -1440,6 +2040,7 @@ static int reserve(int fd, uint64_t size)
 
 int shmchan_create(const char *name, const shmchan_params *p, shmchan **out)
 {
+	last_err[0] = 0;
 	if (out == NULL)
 		return SHMCHAN_EINVAL;
 	*out = NULL;
@@ -1453,24 +2054,33 @@ int shmchan_create(const char *name, const shmchan_params *p, shmchan **out)
 	if (rc != SHMCHAN_OK)
 		return rc;
 	shm_path(base, path);
-	if (p->topology != SHMCHAN_TOPO_SINGLE || p->consumers != 0 || p->overflow != 0)
-		return SHMCHAN_EINCOMPATIBLE; /* work queue, broadcast: a later layout version */
+	if (p->topology > SHMCHAN_TOPO_BROADCAST)
+		return fail(SHMCHAN_EINVAL, "topology %u", p->topology);
+	int fan = p->topology != SHMCHAN_TOPO_SINGLE;
+	if ((!fan && p->consumers != 0) || (p->topology != SHMCHAN_TOPO_BROADCAST && p->overflow != 0))
+		return fail(SHMCHAN_EINVAL, "consumers or overflow set for a topology without them");
 
 	struct shmchan_header h;
 	memset(&h, 0, sizeof h);
 	memcpy(h.magic, SHMCHAN_MAGIC, 8);
 	h.version = SHMCHAN_VERSION;
-	h.mode = p->multi_producer ? SHMCHAN_MODE_MPSC : SHMCHAN_MODE_SPSC;
+	switch (p->topology) {
+	case SHMCHAN_TOPO_WORKQUEUE: h.mode = SHMCHAN_MODE_WORKQUEUE; break;
+	case SHMCHAN_TOPO_BROADCAST: h.mode = SHMCHAN_MODE_BROADCAST; break;
+	default: h.mode = p->multi_producer ? SHMCHAN_MODE_MPSC : SHMCHAN_MODE_SPSC;
+	}
 	h.wait = p->wait;
 	h.producers = p->multi_producer ? (p->producers ? p->producers : DEFAULT_PRODUCERS) : 1;
+	h.consumers = fan ? (p->consumers ? p->consumers : DEFAULT_CONSUMERS) : 0;
+	h.overflow = p->overflow;
 	uint64_t want = p->capacity ? p->capacity : DEFAULT_CAPACITY;
 	if (want > SHMCHAN_MAX_CAPACITY)
-		return SHMCHAN_EINVAL;
+		return fail(SHMCHAN_EINVAL, "capacity %llu over 2^30", (unsigned long long)want);
 	h.capacity = 1;
 	while (h.capacity < want)
 		h.capacity <<= 1;
 	h.max_msg = p->max_msg ? p->max_msg : DEFAULT_MAX_MSG;
-	h.flags = p->raw ? SHMCHAN_FLAG_RAW : 0;
+	h.flags = (p->raw ? SHMCHAN_FLAG_RAW : 0) | (fan && p->multi_producer ? SHMCHAN_FLAG_MULTI : 0);
 	const char *codec = p->codec_name, *type = p->type_name;
 	if (codec == NULL && !p->raw) {
 		codec = "bytes";
@@ -1486,10 +2096,11 @@ int shmchan_create(const char *name, const shmchan_params *p, shmchan **out)
 		type = "";
 	size_t cl = strlen(codec);
 	if (cl == 0 || cl > SHMCHAN_CODEC_NAME_LEN || (p->raw && p->max_msg == 0) || p->perm > 0777)
-		return SHMCHAN_EINVAL;
+		return fail(SHMCHAN_EINVAL, "codec name, raw size or permissions");
 	struct geometry g;
-	if (check_params(h.mode, h.wait, h.capacity, h.max_msg, h.producers, h.flags, &g) != SHMCHAN_OK)
-		return SHMCHAN_EINVAL;
+	struct params hp = params_of(&h);
+	if (check_params(&hp, &g) != SHMCHAN_OK)
+		return SHMCHAN_EINVAL; /* the detail says which */
 	h.slot_size = g.slot_size;
 	h.data_offset = g.data_offset;
 	h.total_size = g.total_size;
@@ -1560,8 +2171,13 @@ void shmchan_close(shmchan *c)
 		 * the descriptor closes, are what count). */
 		if (c->s_entry != 0)
 			STORE(&role(c, c->s_entry)->pid, 0u);
-		if (c->r_held)
-			STORE(&role(c, 0)->pid, 0u);
+		if (c->r_held) {
+			struct shmchan_role *e = role(c, c->r_entry);
+			/* A broadcast receiver stops gating senders at once. */
+			if (c->h.mode == SHMCHAN_MODE_BROADCAST)
+				clear_flag(&e->flags, SHMCHAN_ROLE_JOINED);
+			STORE(&e->pid, 0u);
+		}
 	}
 	free_handle(c);
 }
@@ -1583,11 +2199,7 @@ int shmchan_unlink(const char *name)
 /* ------------------------------------------------------------------------ */
 /* Accessors                                                                 */
 
-uint64_t shmchan_missed(const shmchan *c)
-{
-	(void)c;
-	return 0;
-}
+uint64_t shmchan_missed(const shmchan *c) { return c ? c->missed : 0; }
 
 int shmchan_get_info(const shmchan *c, shmchan_info *o)
 {
@@ -1611,6 +2223,8 @@ int shmchan_get_info(const shmchan *c, shmchan_info *o)
 	o->created_ns = h->created_ns;
 	get_name(o->codec_name, h->codec_name, sizeof h->codec_name);
 	get_name(o->type_name, h->type_name, sizeof h->type_name);
+	o->consumers = h->consumers;
+	o->overflow = h->overflow;
 	return SHMCHAN_OK;
 }
 
@@ -1627,6 +2241,8 @@ int shmchan_get_stats(const shmchan *c, shmchan_stats *o)
 	o->receiver_wakes = LOAD_SC(&c->r->receiver_wakes);
 	o->recv_sleeps = LOAD_SC(&c->r->recv_sleeps);
 	o->send_sleeps = LOAD_SC(&c->r->send_sleeps);
+	o->claim_head = LOAD_SC(&c->r->claim_head);
+	o->lagged = LOAD_SC(&c->r->lagged);
 	return SHMCHAN_OK;
 }
 
@@ -1639,6 +2255,8 @@ size_t shmchan_len(const shmchan *c)
 		return 0;
 	uint64_t h = LOAD_SC(&c->r->head);
 	uint64_t t = LOAD_SC(&c->r->tail) & ~SHMCHAN_CLOSED;
+	if (c->h.mode == SHMCHAN_MODE_BROADCAST && c->r_held)
+		h = c->r_head; /* its own backlog */
 	if (t <= h)
 		return 0;
 	return (size_t)(t - h < c->cap ? t - h : c->cap);

@@ -132,6 +132,9 @@ func damageCases(t *testing.T) []damaged {
 	}{
 		{"spsc-raw", valid},
 		{"mpsc-bytes", regionImage[[]byte](t, shmchan.WithMultiProducer(), shmchan.WithProducers(3), shmchan.WithCapacity(8), shmchan.WithMaxMessageSize(100))},
+		{"workqueue-raw", regionImage[rec](t, shmchan.WithMultiConsumer(), shmchan.WithConsumers(3), shmchan.WithCapacity(16))},
+		{"broadcast-drop-multi", regionImage[[]byte](t, shmchan.WithBroadcast(shmchan.DropOldest), shmchan.WithMultiProducer(),
+			shmchan.WithProducers(2), shmchan.WithConsumers(5), shmchan.WithCapacity(8), shmchan.WithMaxMessageSize(40))},
 	}
 	for _, k := range kinds {
 		add(k.name+" undamaged", k.img, cOK)
@@ -151,6 +154,9 @@ func damageCases(t *testing.T) []damaged {
 	// Impossible parameters, re-sealed (TestDamagedParams).
 	spsc := valid
 	mpsc := regionImage[rec](t, shmchan.WithCapacity(64), shmchan.WithMultiProducer(), shmchan.WithProducers(4))
+	wq := regionImage[rec](t, shmchan.WithCapacity(64), shmchan.WithMultiConsumer(), shmchan.WithConsumers(4))
+	bcast := regionImage[rec](t, shmchan.WithCapacity(64), shmchan.WithBroadcast(shmchan.WaitForSlowest),
+		shmchan.WithMultiProducer(), shmchan.WithProducers(2), shmchan.WithConsumers(3))
 	u32 := func(off int, v uint32) func([]byte) { return func(b []byte) { le.PutUint32(b[off:], v) } }
 	u64 := func(off int, v uint64) func([]byte) { return func(b []byte) { le.PutUint64(b[off:], v) } }
 	geometry := func(capacity uint64, maxMsg uint32) func([]byte) {
@@ -163,6 +169,16 @@ func damageCases(t *testing.T) []damaged {
 			le.PutUint32(b[layout.OffMaxMsg:], h.MaxMsg)
 			le.PutUint32(b[layout.OffSlotSize:], h.SlotSize)
 			le.PutUint64(b[layout.OffTotalSize:], h.TotalSize)
+		}
+	}
+	// dataOffset stores the data offset and total size that p producers
+	// and k consumers give (the region's capacity and slot size).
+	dataOffset := func(p, k uint32) func([]byte) {
+		return func(b []byte) {
+			d := layout.DataOffsetFor(p, k)
+			le.PutUint32(b[layout.OffDataOffset:], d)
+			c, sz := le.Uint64(b[layout.OffCapacity:]), le.Uint32(b[layout.OffSlotSize:])
+			le.PutUint64(b[layout.OffTotalSize:], uint64(d)+c*uint64(sz))
 		}
 	}
 	params := []struct {
@@ -204,23 +220,49 @@ func damageCases(t *testing.T) []damaged {
 		{"MPSC with 5 producers, sizes unchanged", mpsc, []func([]byte){u32(layout.OffProducers, 5)}, cECORRUPT},
 		{"MPSC with too many producers", mpsc, []func([]byte){u32(layout.OffProducers, layout.MaxProducers+1)}, cECORRUPT},
 		{"MPSC with all-ones producers", mpsc, []func([]byte){u32(layout.OffProducers, ^uint32(0))}, cECORRUPT},
-		{"SPSC turned MPSC with 4 producers", spsc, []func([]byte){u32(layout.OffMode, layout.ModeMPSC), u32(layout.OffProducers, 4)}, cECORRUPT},
+		{"SPSC turned MPSC with 4 producers", spsc, []func([]byte){u32(layout.OffMode, uint32(layout.ModeMPSC)), u32(layout.OffProducers, 4)}, cECORRUPT},
 		{"mode 2", spsc, []func([]byte){u32(layout.OffMode, 2)}, cECORRUPT},
+		{"mode 4", spsc, []func([]byte){u32(layout.OffMode, 4)}, cECORRUPT},
 		{"mode all ones", spsc, []func([]byte){u32(layout.OffMode, ^uint32(0))}, cECORRUPT},
 		{"wait mode 3", spsc, []func([]byte){u32(layout.OffWait, 3)}, cECORRUPT},
 		{"wait mode all ones", spsc, []func([]byte){u32(layout.OffWait, ^uint32(0))}, cECORRUPT},
 		{"unknown flag", spsc, []func([]byte){u32(layout.OffFlags, 1<<5)}, cECORRUPT},
+		{"flag 4", spsc, []func([]byte){u32(layout.OffFlags, 4)}, cECORRUPT},
+		{"multi-producer flag in MPSC", mpsc, []func([]byte){u32(layout.OffFlags, uint32(layout.FlagRaw|layout.FlagMulti))}, cECORRUPT},
+		{"multi-producer flag in SPSC", spsc, []func([]byte){u32(layout.OffFlags, uint32(layout.FlagMulti))}, cECORRUPT},
+		{"consumers in MPSC", mpsc, []func([]byte){u32(layout.OffConsumers, 1)}, cECORRUPT},
+		{"consumers in SPSC, sizes fixed", spsc, []func([]byte){u32(layout.OffConsumers, 1), dataOffset(1, 1)}, cECORRUPT},
+		{"overflow in MPSC", mpsc, []func([]byte){u32(layout.OffOverflow, 1)}, cECORRUPT},
+		{"overflow in a work queue", wq, []func([]byte){u32(layout.OffOverflow, 1)}, cECORRUPT},
+		{"work queue without consumers", wq, []func([]byte){u32(layout.OffConsumers, 0), dataOffset(1, 0)}, cECORRUPT},
+		{"work queue with 5 consumers, sizes unchanged", wq, []func([]byte){u32(layout.OffConsumers, 5)}, cECORRUPT},
+		{"work queue with 5 consumers, sizes fixed", wq, []func([]byte){u32(layout.OffConsumers, 5), dataOffset(1, 5)}, cOK},
+		{"work queue with too many consumers", wq, []func([]byte){u32(layout.OffConsumers, layout.MaxConsumers+1)}, cECORRUPT},
+		{"work queue of 2^30 slots", wq, []func([]byte){u64(layout.OffCapacity, 1<<30)}, cECORRUPT},
+		{"work queue with a multi-producer flag, 1 producer", wq, []func([]byte){u32(layout.OffFlags, uint32(layout.FlagRaw|layout.FlagMulti))}, cOK},
+		{"broadcast overflow 2", bcast, []func([]byte){u32(layout.OffOverflow, 2)}, cECORRUPT},
+		{"broadcast overflow all ones", bcast, []func([]byte){u32(layout.OffOverflow, ^uint32(0))}, cECORRUPT},
+		{"broadcast turned DropOldest", bcast, []func([]byte){u32(layout.OffOverflow, 1)}, cOK},
+		{"broadcast without consumers", bcast, []func([]byte){u32(layout.OffConsumers, 0)}, cECORRUPT},
+		{"broadcast turned work queue", bcast, []func([]byte){u32(layout.OffMode, uint32(layout.ModeWorkQueue))}, cOK},
+		{"broadcast turned MPSC", bcast, []func([]byte){u32(layout.OffMode, uint32(layout.ModeMPSC))}, cECORRUPT},
+		{"broadcast turned MPSC, consumers and flag cleared", bcast, []func([]byte){u32(layout.OffMode, uint32(layout.ModeMPSC)),
+			u32(layout.OffConsumers, 0), u32(layout.OffFlags, uint32(layout.FlagRaw)), dataOffset(2, 0)}, cOK},
 		{"all flags", spsc, []func([]byte){u32(layout.OffFlags, ^uint32(0))}, cECORRUPT},
 		{"bad magic", spsc, []func([]byte){func(b []byte) { copy(b, "SHMCHAM\x00") }}, cECORRUPT},
 		{"checksum zero, unsealed", spsc, nil, cECORRUPT},
 		{"version 0", spsc, []func([]byte){u32(layout.OffVersion, 0)}, cEINCOMPATIBL},
-		{"version 2", spsc, []func([]byte){u32(layout.OffVersion, layout.Version+1)}, cEINCOMPATIBL},
+		{"version 1", spsc, []func([]byte){u32(layout.OffVersion, 1)}, cEINCOMPATIBL},
+		{"version 3", spsc, []func([]byte){u32(layout.OffVersion, layout.Version+1)}, cEINCOMPATIBL},
 		{"version all ones", spsc, []func([]byte){u32(layout.OffVersion, ^uint32(0))}, cEINCOMPATIBL},
 	}
 	for _, p := range params {
 		b := append([]byte{}, p.img...)
 		for _, e := range p.edit {
 			e(b)
+		}
+		if total := le.Uint64(b[layout.OffTotalSize:]); p.want == cOK && total > uint64(len(b)) {
+			b = append(b, make([]byte, total-uint64(len(b)))...) // a valid header's whole region
 		}
 		if p.edit == nil {
 			le.PutUint64(b[layout.OffChecksum:], 0)

@@ -76,7 +76,7 @@ func TestFormatAgreesWithHeader(t *testing.T) {
 		assert(fmt.Sprintf("offsetof(%s, %s) == %s", st, cName, off), "FORMAT.md: "+goName+" offset")
 		assert(fmt.Sprintf("sizeof(((%s *)0)->%s) == %s", st, cName, size), "FORMAT.md: "+goName+" size")
 	}
-	if len(seen) != 4 || checks < 2*(18+12+8+2) {
+	if len(seen) != 4 || checks < 2*(20+14+8+2) {
 		t.Fatalf("found only %d table checks in FORMAT.md (%v)", checks, seen)
 	}
 
@@ -104,7 +104,8 @@ func TestFormatAgreesWithHeader(t *testing.T) {
 	}
 	// Limits.
 	limits := map[string]string{"MaxCapacity": "SHMCHAN_MAX_CAPACITY", "MaxMsg": "SHMCHAN_MAX_MSG",
-		"MaxProducers": "SHMCHAN_MAX_PRODUCERS", "MaxTotalSize": "SHMCHAN_MAX_TOTAL"}
+		"MaxProducers": "SHMCHAN_MAX_PRODUCERS", "MaxConsumers": "SHMCHAN_MAX_CONSUMERS",
+		"MaxWorkQueueCapacity": "SHMCHAN_MAX_WQ_CAPACITY", "MaxTotalSize": "SHMCHAN_MAX_TOTAL"}
 	for _, m := range regexp.MustCompile("(?m)^\\| `(Max\\w+)` \\| `?([^`|]+?)`? \\|").FindAllStringSubmatch(doc, -1) {
 		c, ok := limits[m[1]]
 		if !ok {
@@ -118,8 +119,8 @@ func TestFormatAgreesWithHeader(t *testing.T) {
 		t.Errorf("FORMAT.md does not give the limits %v", limits)
 	}
 	// The geometry.
-	if !strings.Contains(doc, "`data_offset = 576 + 64 * (1 + producers)`") {
-		t.Error("FORMAT.md no longer gives data_offset as 576 + 64 * (1 + producers)")
+	if !strings.Contains(doc, "`data_offset = 576 + 64 * (1 + producers + consumers)`") {
+		t.Error("FORMAT.md no longer gives data_offset as 576 + 64 * (1 + producers + consumers)")
 	}
 	assert("SHMCHAN_OFF_ROLES == 576 && SHMCHAN_LINE == 64 && sizeof(struct shmchan_region) == 576", "role area")
 
@@ -193,7 +194,8 @@ int main(void) {
 	check(h.version == SHMCHAN_VERSION && h.mode == SHMCHAN_MODE_MPSC && h.capacity == 8 && h.max_msg == 100 &&
 	      h.producers == 3 && h.flags == SHMCHAN_FLAG_RAW && h.fingerprint == 0x0123456789abcdefull, "golden parameters");
 	check(h.data_offset == %s && h.slot_size == %s && h.total_size == %s, "golden sizes");
-	check(h.data_offset == SHMCHAN_OFF_ROLES + SHMCHAN_LINE * (1 + h.producers), "data_offset formula");
+	check(h.consumers == 0 && h.overflow == 0, "golden fan-out fields");
+	check(h.data_offset == SHMCHAN_OFF_ROLES + SHMCHAN_LINE * (1 + h.producers + h.consumers), "data_offset formula");
 	check(h.slot_size == ((SHMCHAN_SLOT_HEADER + h.max_msg + 7) & ~7u), "slot_size formula");
 	check(strcmp(h.codec_name, "raw") == 0 && strcmp(h.type_name, "main.Order") == 0, "golden names");
 	puts(fails ? "failed" : "ok");

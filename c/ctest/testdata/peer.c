@@ -460,10 +460,27 @@ static int do_api(void)
 	CHECK(shmchan_open(longname, &c), SHMCHAN_EINVAL);
 	CHECK(shmchan_open(longname + 1, &c), SHMCHAN_ENOENT); /* 255 bytes: valid, absent */
 	CHECK(shmchan_unlink(name), SHMCHAN_ENOENT);
+	p.topology = 3;
+	CHECK(shmchan_create(name, &p, &c), SHMCHAN_EINVAL);
+	p.topology = SHMCHAN_TOPO_SINGLE;
+	p.consumers = 2;
+	CHECK(shmchan_create(name, &p, &c), SHMCHAN_EINVAL);
+	p.consumers = 0;
+	p.overflow = SHMCHAN_DROP_OLDEST;
+	CHECK(shmchan_create(name, &p, &c), SHMCHAN_EINVAL);
 	p.topology = SHMCHAN_TOPO_WORKQUEUE;
-	CHECK(shmchan_create(name, &p, &c), SHMCHAN_EINCOMPATIBLE);
+	CHECK(shmchan_create(name, &p, &c), SHMCHAN_EINVAL);
+	p.overflow = 0;
+	p.capacity = (1ull << 29) + 1; /* rounds up to 2^30: over a work queue's limit */
+	CHECK(shmchan_create(name, &p, &c), SHMCHAN_EINVAL);
 	p.topology = SHMCHAN_TOPO_BROADCAST;
-	CHECK(shmchan_create(name, &p, &c), SHMCHAN_EINCOMPATIBLE);
+	p.overflow = 2;
+	p.capacity = 0;
+	CHECK(shmchan_create(name, &p, &c), SHMCHAN_EINVAL);
+	p.overflow = 0;
+	p.consumers = SHMCHAN_MAX_CONSUMERS + 1;
+	CHECK(shmchan_create(name, &p, &c), SHMCHAN_EINVAL);
+	p.consumers = 0;
 	p.topology = SHMCHAN_TOPO_SINGLE;
 	p.wait = 7;
 	CHECK(shmchan_create(name, &p, &c), SHMCHAN_EINVAL);
