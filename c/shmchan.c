@@ -1927,7 +1927,7 @@ int shmchan_open_flags(const char *name, unsigned flags, shmchan **out)
 		free_handle(c);
 		if (e == ELOOP || e == EISDIR || e == ENXIO) {
 			errno = e;
-			return SHMCHAN_ECORRUPT; /* not a regular file */
+			return fail(SHMCHAN_ECORRUPT, "not a regular file");
 		}
 		return sys_err(e);
 	}
@@ -1937,12 +1937,12 @@ int shmchan_open_flags(const char *name, unsigned flags, shmchan **out)
 		goto fail;
 	}
 	if (!S_ISREG(st.st_mode)) {
-		rc = SHMCHAN_ECORRUPT;
+		rc = fail(SHMCHAN_ECORRUPT, "not a regular file");
 		goto fail;
 	}
 	if (!foreign && st.st_uid != geteuid()) {
 		errno = EPERM;
-		rc = SHMCHAN_EPERM;
+		rc = fail(SHMCHAN_EPERM, "owned by uid %u (SHMCHAN_ALLOW_FOREIGN_OWNER allows it)", (unsigned)st.st_uid);
 		goto fail;
 	}
 

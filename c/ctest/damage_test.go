@@ -40,6 +40,10 @@ type damaged struct {
 	img  []byte
 	want int
 	slow bool // Open waits its bounded time for a creator first
+	// version: the layout version in the header, when hasVersion says
+	// the case is about it (the detail must name it and ours).
+	version    uint32
+	hasVersion bool
 }
 
 func shmPath(name string) string { return "/dev/shm/" + name }
@@ -256,6 +260,7 @@ func damageCases(t *testing.T) []damaged {
 		{"version 3", spsc, []func([]byte){u32(layout.OffVersion, layout.Version+1)}, cEINCOMPATIBL},
 		{"version all ones", spsc, []func([]byte){u32(layout.OffVersion, ^uint32(0))}, cEINCOMPATIBL},
 	}
+	versions := map[string]uint32{"version 0": 0, "version 1": 1, "version 3": 3, "version all ones": ^uint32(0)}
 	for _, p := range params {
 		b := append([]byte{}, p.img...)
 		for _, e := range p.edit {
@@ -270,6 +275,9 @@ func damageCases(t *testing.T) []damaged {
 			le.PutUint64(b[layout.OffChecksum:], layout.Checksum(b))
 		}
 		add(p.name, setReady(b), p.want)
+		if v, ok := versions[p.name]; ok {
+			cs[len(cs)-1].version, cs[len(cs)-1].hasVersion = v, true
+		}
 	}
 	return cs
 }
@@ -296,6 +304,12 @@ func goVerdict(name string) int {
 // openFromC opens every name in one C process and returns name → code and
 // how long each open took.
 func openFromC(t *testing.T, names []string, args ...string) (map[string]int, map[string]time.Duration) {
+	codes, took, _ := openFromCWhy(t, names, args...)
+	return codes, took
+}
+
+// openFromCWhy is openFromC with shmchan_last_error's detail of each open.
+func openFromCWhy(t *testing.T, names []string, args ...string) (map[string]int, map[string]time.Duration, map[string]string) {
 	t.Helper()
 	cmd := exec.Command(peerBinary(t), append([]string{"open"}, args...)...)
 	cmd.Stdin = strings.NewReader(strings.Join(names, "\n") + "\n")
@@ -304,17 +318,21 @@ func openFromC(t *testing.T, names []string, args ...string) (map[string]int, ma
 	if err != nil {
 		t.Fatalf("C opener: %v", err)
 	}
-	codes, took := map[string]int{}, map[string]time.Duration{}
+	codes, took, why := map[string]int{}, map[string]time.Duration{}, map[string]string{}
 	for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
-		f := strings.Fields(l)
-		if len(f) != 3 {
+		f := strings.SplitN(l, " ", 4)
+		if len(f) == 3 {
+			f = append(f, "") // no detail
+		}
+		if len(f) != 4 {
 			t.Fatalf("C opener printed %q", l)
 		}
 		codes[f[0]], _ = strconv.Atoi(f[1])
 		ms, _ := strconv.Atoi(f[2])
 		took[f[0]] = time.Duration(ms) * time.Millisecond
+		why[f[0]] = f[3]
 	}
-	return codes, took
+	return codes, took, why
 }
 
 func plant(t *testing.T, b []byte) string {
@@ -346,7 +364,7 @@ func TestDamagedFromC(t *testing.T) {
 	byName[big] = damaged{what: "a sparse file larger than any region", want: cECORRUPT}
 	fast = append(fast, big)
 
-	codes, took := openFromC(t, fast)
+	codes, took, why := openFromCWhy(t, fast)
 	for _, name := range fast {
 		c := byName[name]
 		got, ok := codes[name]
@@ -356,6 +374,14 @@ func TestDamagedFromC(t *testing.T) {
 		}
 		if got != c.want {
 			t.Errorf("%s: C open gave %d, want %d", c.what, got, c.want)
+		}
+		if got != cOK && why[name] == "" {
+			t.Errorf("%s: C open gave %d and no detail", c.what, got)
+		}
+		if c.hasVersion {
+			if want := fmt.Sprintf("layout version %d, this library reads version %d", c.version, layout.Version); why[name] != want {
+				t.Errorf("%s: C says %q, want %q", c.what, why[name], want)
+			}
 		}
 		if took[name] > 500*time.Millisecond {
 			t.Errorf("%s: C open took %v", c.what, took[name])

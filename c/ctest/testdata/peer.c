@@ -319,7 +319,7 @@ static int do_open(void)
 		int rc = shmchan_open_flags(line, flags, &c);
 		int64_t dt = mono_ns() - t0;
 		shmchan_close(c);
-		say("%s %d %" PRId64, line, rc, dt / 1000000);
+		say("%s %d %" PRId64 " %s", line, rc, dt / 1000000, shmchan_last_error());
 	}
 	return 0;
 }
