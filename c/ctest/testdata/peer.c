@@ -122,7 +122,8 @@ static int wait_mode(void)
 	return SHMCHAN_WAIT_FUTEX;
 }
 
-/* Opens name=, or creates it when create=spsc|mpsc is given. */
+/* Opens name=, or creates it when create=spsc|mpsc|wq|bcast|bcast-drop is
+ * given (multi=1: many senders in a work queue or broadcast). */
 static int attach(shmchan **c)
 {
 	const char *name = arg("name", "");
@@ -131,7 +132,14 @@ static int attach(shmchan **c)
 		return shmchan_open_flags(name, (unsigned)num("foreign", 0), c);
 	shmchan_params p;
 	shmchan_params_init(&p);
-	p.multi_producer = strcmp(create, "mpsc") == 0;
+	p.multi_producer = strcmp(create, "mpsc") == 0 || num("multi", 0);
+	if (strcmp(create, "wq") == 0)
+		p.topology = SHMCHAN_TOPO_WORKQUEUE;
+	if (strncmp(create, "bcast", 5) == 0) {
+		p.topology = SHMCHAN_TOPO_BROADCAST;
+		p.overflow = strcmp(create, "bcast-drop") == 0 ? SHMCHAN_DROP_OLDEST : SHMCHAN_WAIT_FOR_SLOWEST;
+	}
+	p.consumers = (uint32_t)num("consumers", 0);
 	p.producers = (uint32_t)num("producers", 0);
 	p.capacity = num("cap", 0);
 	p.wait = (uint32_t)wait_mode();
@@ -146,7 +154,8 @@ static int attach(shmchan **c)
 	return shmchan_create(name, &p, c);
 }
 
-/* send: count values, seq = id<<40 | start.., then close_send if close=1. */
+/* send: count values, seq = id<<40 | start.., pausing pause_us= after
+ * every every= values, then close_send if close=1. */
 static int do_send(void)
 {
 	shmchan *c;
@@ -155,12 +164,17 @@ static int do_send(void)
 		return die("attach", rc);
 	int bytes = strcmp(arg("kind", "bytes"), "bytes") == 0;
 	uint64_t id = num("id", 0), start = num("start", 0), count = num("count", 0);
+	uint64_t every = num("every", 0), pause_us = num("pause_us", 0); /* pause every so many values */
 	unsigned char buf[128];
 	say("ready");
 	for (uint64_t i = start; i < start + count; i++) {
 		size_t n = encode(bytes, id << 40 | i, buf);
 		if ((rc = shmchan_send(c, buf, n, -1)) != SHMCHAN_OK)
 			return die("send", rc);
+		if (every && (i + 1) % every == 0) {
+			struct timespec p = { 0, (long)pause_us * 1000 };
+			nanosleep(&p, NULL);
+		}
 	}
 	if (num("close", 0) && (rc = shmchan_close_send(c)) != SHMCHAN_OK)
 		return die("close_send", rc);
@@ -305,6 +319,166 @@ static int do_hold(void)
 	say("holding");
 	for (;;)
 		pause();
+}
+
+/* wqrecv: a work-queue receiver. Receive until closed, checking that each
+ * value is intact and that each producer's values come in increasing order
+ * (a receiver claims positions in order); write every seq, 8 bytes, to
+ * out=. */
+static int do_wqrecv(void)
+{
+	shmchan *c;
+	int rc = attach(&c);
+	if (rc != SHMCHAN_OK)
+		return die("attach", rc);
+	int bytes = strcmp(arg("kind", "bytes"), "bytes") == 0;
+	FILE *out = fopen(arg("out", ""), "wb");
+	if (out == NULL)
+		return die("out file", SHMCHAN_ESYS);
+	uint64_t got = 0, last[64];
+	memset(last, 0xff, sizeof last);
+	unsigned char buf[128];
+	size_t n;
+	rc = shmchan_recv(c, buf, sizeof buf, &n, 0);
+	if (rc != SHMCHAN_EEMPTY && rc != SHMCHAN_OK)
+		return die("first recv", rc);
+	say("ready");
+	for (;; got++) {
+		if (rc != SHMCHAN_OK)
+			rc = shmchan_recv(c, buf, sizeof buf, &n, -1);
+		if (rc == SHMCHAN_ECLOSED)
+			break;
+		if (rc != SHMCHAN_OK)
+			return die("recv", rc);
+		rc = SHMCHAN_EEMPTY;
+		uint64_t seq;
+		if (!decode(bytes, buf, n, &seq))
+			return die("torn or corrupt value", SHMCHAN_ECORRUPT);
+		uint64_t id = seq >> 40, i = seq & ((1ull << 40) - 1);
+		if (id >= 64 || (last[id] != UINT64_MAX && i <= last[id])) {
+			say("error order: producer %" PRIu64 " sent %" PRIu64 " after %" PRIu64, id, i, id < 64 ? last[id] : 0);
+			return 1;
+		}
+		last[id] = i;
+		fwrite(&seq, 8, 1, out);
+	}
+	if (fclose(out) != 0)
+		return die("out file", SHMCHAN_ESYS);
+	say("received %" PRIu64, got);
+	shmchan_close(c);
+	return 0;
+}
+
+/* wqhold: take a work-queue receiver role and hold one value (a receive
+ * into a buffer too small for it: ETOOLARGE keeps it held) until killed. */
+static int do_wqhold(void)
+{
+	shmchan *c;
+	int rc = attach(&c);
+	if (rc != SHMCHAN_OK)
+		return die("attach", rc);
+	unsigned char buf[1];
+	size_t n;
+	if ((rc = shmchan_recv(c, buf, 0, &n, -1)) != SHMCHAN_ETOOLARGE)
+		return die("hold", rc);
+	say("holding %zu", n);
+	for (;;)
+		pause();
+}
+
+/* bcast: a broadcast receiver that reads in phases. It joins and prints
+ * "ready"; then, for each line on stdin, it receives what is there (try
+ * receives until EEMPTY), printing "lagged N" for an ELAGGED and "got SEQ"
+ * per value, then "idle"; at ECLOSED it prints "closed" and exits. */
+static int do_bcast(void)
+{
+	shmchan *c;
+	int rc = attach(&c);
+	if (rc != SHMCHAN_OK)
+		return die("attach", rc);
+	int bytes = strcmp(arg("kind", "bytes"), "bytes") == 0;
+	unsigned char buf[128];
+	size_t n;
+	if ((rc = shmchan_recv(c, buf, sizeof buf, &n, 0)) != SHMCHAN_EEMPTY)
+		return die("join", rc);
+	say("ready");
+	char line[64];
+	while (fgets(line, sizeof line, stdin) != NULL) {
+		for (;;) {
+			rc = shmchan_recv(c, buf, sizeof buf, &n, 0);
+			if (rc == SHMCHAN_ELAGGED) {
+				say("lagged %" PRIu64, shmchan_missed(c));
+				continue;
+			}
+			if (rc == SHMCHAN_EEMPTY)
+				break;
+			if (rc == SHMCHAN_ECLOSED) {
+				say("closed");
+				shmchan_close(c);
+				return 0;
+			}
+			if (rc != SHMCHAN_OK)
+				return die("recv", rc);
+			uint64_t seq;
+			if (!decode(bytes, buf, n, &seq))
+				return die("torn value", SHMCHAN_ECORRUPT);
+			say("got %" PRIu64, seq);
+		}
+		say("idle");
+	}
+	return die("stdin closed", SHMCHAN_EINVAL);
+}
+
+/* bcastslow: a DropOldest receiver slower than its sender. It receives
+ * until closed, pausing now and then; every value must be intact and be
+ * exactly the next one expected, where an ELAGGED with missed = m moves
+ * the expectation on by m (one producer, id=). Prints the totals. */
+static int do_bcastslow(void)
+{
+	shmchan *c;
+	int rc = attach(&c);
+	if (rc != SHMCHAN_OK)
+		return die("attach", rc);
+	int bytes = strcmp(arg("kind", "bytes"), "bytes") == 0;
+	uint64_t id = num("id", 0), every = num("every", 100), pause_us = num("pause_us", 300);
+	unsigned char buf[128];
+	size_t n;
+	if ((rc = shmchan_recv(c, buf, sizeof buf, &n, 0)) != SHMCHAN_EEMPTY)
+		return die("join", rc);
+	say("ready");
+	uint64_t next = 0, got = 0, missed = 0, lags = 0;
+	for (;;) {
+		rc = shmchan_recv(c, buf, sizeof buf, &n, -1);
+		if (rc == SHMCHAN_ECLOSED)
+			break;
+		if (rc == SHMCHAN_ELAGGED) {
+			uint64_t m = shmchan_missed(c);
+			if (m == 0)
+				return die("ELAGGED with nothing missed", rc);
+			next += m;
+			missed += m;
+			lags++;
+			continue;
+		}
+		if (rc != SHMCHAN_OK)
+			return die("recv", rc);
+		uint64_t seq;
+		if (!decode(bytes, buf, n, &seq))
+			return die("torn value", SHMCHAN_ECORRUPT);
+		if (seq != (id << 40 | next)) {
+			say("error order: got %" PRIu64 ", want %" PRIu64, seq & ((1ull << 40) - 1), next);
+			return 1;
+		}
+		next++;
+		got++;
+		if (every && got % every == 0) {
+			struct timespec p = { 0, (long)pause_us * 1000 };
+			nanosleep(&p, NULL);
+		}
+	}
+	say("received %" PRIu64 " missed %" PRIu64 " lags %" PRIu64, got, missed, lags);
+	shmchan_close(c);
+	return 0;
 }
 
 /* open: open each name read from stdin (one per line), print its code. */
@@ -589,6 +763,10 @@ int main(int argc, char **argv)
 	if (strcmp(m, "echo") == 0) return do_echo();
 	if (strcmp(m, "api") == 0) return do_api();
 	if (strcmp(m, "unlink") == 0) return do_unlink();
+	if (strcmp(m, "wqrecv") == 0) return do_wqrecv();
+	if (strcmp(m, "wqhold") == 0) return do_wqhold();
+	if (strcmp(m, "bcast") == 0) return do_bcast();
+	if (strcmp(m, "bcastslow") == 0) return do_bcastslow();
 	fprintf(stderr, "peer: unknown mode %s\n", m);
 	return 2;
 }
