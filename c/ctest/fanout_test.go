@@ -617,3 +617,81 @@ func TestKillCBroadcastSubscriber(t *testing.T) {
 	}
 	t.Logf("the dead C subscriber stopped gating %v after the kill", time.Since(start))
 }
+
+// TestWorkQueueDeadAfterConsume: a receiver that died after marking its
+// value consumed but before moving head, in a ring of one slot: nothing
+// is left to claim and the full ring blocks the sender; a C receiver moves
+// head over the consumed position (FORMAT.md, work queue step 1) and the
+// queue goes on.
+func TestWorkQueueDeadAfterConsume(t *testing.T) {
+	name := testName(t)
+	tx, err := shmchan.Create[rec](name, shmchan.WithMultiConsumer(), shmchan.WithConsumers(4), shmchan.WithCapacity(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Close()
+	ctx := ctxFor(t)
+	if err := tx.Send(ctx, mkrec(0)); err != nil {
+		t.Fatal(err)
+	}
+	stale := startPeer(t, "wqstale", "name="+name)
+	if l := stale.expect("consumed "); l != "consumed 0" {
+		t.Fatalf("C: %q", l)
+	}
+	stale.finish()
+	if st := tx.Stats(); st.Received != 0 {
+		t.Fatalf("head %d after the stale consume, want 0", st.Received)
+	}
+	rx := startPeer(t, "report", "name="+name, "kind=rec")
+	rx.expect("ready")
+	wedge, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	for i := uint64(1); i <= 3; i++ {
+		if err := tx.Send(wedge, mkrec(i)); err != nil {
+			t.Fatalf("send %d: %v", i, err)
+		}
+		if l := rx.expect("got "); l != fmt.Sprint("got ", i) {
+			t.Fatalf("C receiver: %q, want %d", l, i)
+		}
+	}
+}
+
+// TestWorkQueueTakeoverWhileRescuing: a C receiver takes over the entry of
+// a dead holder while the rescue lock is held elsewhere. It must neither
+// withdraw the dead holder's claim without the lock (the value would be
+// lost: no claim left to rescue, no receiver holding it) nor take it
+// unlocked; once the lock is free it resumes the value.
+func TestWorkQueueTakeoverWhileRescuing(t *testing.T) {
+	name := testName(t)
+	tx, err := shmchan.Create[rec](name, shmchan.WithMultiConsumer(), shmchan.WithConsumers(2), shmchan.WithCapacity(4))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Close()
+	ctx := ctxFor(t)
+	if err := tx.Send(ctx, mkrec(0)); err != nil {
+		t.Fatal(err)
+	}
+	holder := startPeer(t, "wqhold", "name="+name)
+	holder.expect("holding")
+	lock := startPeer(t, "lock", "name="+name, fmt.Sprint("off=", uint64(1)<<40+1<<24))
+	lock.expect("locked")
+	holder.kill()
+	rx := startPeer(t, "report", "name="+name, "kind=rec") // takes the dead holder's entry, the first
+	rx.expect("ready")
+	select {
+	case l := <-rx.lines:
+		t.Fatalf("with the rescue lock held, the C receiver printed %q", l)
+	case <-time.After(200 * time.Millisecond):
+	}
+	lock.kill()
+	if l := rx.expect("got "); l != "got 0" {
+		t.Fatalf("C receiver after the lock was freed: %q, want the dead holder's value", l)
+	}
+	if err := tx.Send(ctx, mkrec(1)); err != nil {
+		t.Fatal(err)
+	}
+	if l := rx.expect("got "); l != "got 1" {
+		t.Fatalf("C receiver: %q", l)
+	}
+}

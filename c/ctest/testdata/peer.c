@@ -8,6 +8,7 @@
 #include "shmchan.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -382,6 +383,59 @@ static int do_wqhold(void)
 	if ((rc = shmchan_recv(c, buf, 0, &n, -1)) != SHMCHAN_ETOOLARGE)
 		return die("hold", rc);
 	say("holding %zu", n);
+	for (;;)
+		pause();
+}
+
+/* wqstale: a work-queue receiver that dies half-way through consuming:
+ * it holds a value (as wqhold), stores the slot's consumed mark and
+ * withdraws its claim (FORMAT.md, work queue step 3), then exits before
+ * moving head. */
+static int do_wqstale(void)
+{
+	shmchan *c;
+	int rc = attach(&c);
+	if (rc != SHMCHAN_OK)
+		return die("attach", rc);
+	unsigned char buf[1];
+	size_t n, len;
+	if ((rc = shmchan_recv(c, buf, 0, &n, -1)) != SHMCHAN_ETOOLARGE)
+		return die("hold", rc);
+	unsigned char *mem = (unsigned char *)shmchan_region_base(c, &len);
+	struct shmchan_region *r = (struct shmchan_region *)mem;
+	for (uint32_t k = 0; k < r->hdr.consumers; k++) {
+		struct shmchan_role *e = (struct shmchan_role *)(mem + SHMCHAN_OFF_ROLES + 64 * (1 + r->hdr.producers + k));
+		if (__atomic_load_n(&e->pid, __ATOMIC_SEQ_CST) != (uint32_t)getpid())
+			continue;
+		uint64_t p = __atomic_load_n(&e->claim_lo, __ATOMIC_SEQ_CST);
+		struct shmchan_slot *sl = (struct shmchan_slot *)(mem + r->hdr.data_offset +
+								  (p & (r->hdr.capacity - 1)) * r->hdr.slot_size);
+		__atomic_store_n(&sl->seq, (uint32_t)(p + 1) ^ SHMCHAN_CONSUMED_BIT, __ATOMIC_SEQ_CST);
+		__atomic_store_n(&e->claim_lo, __atomic_load_n(&e->claim_hi, __ATOMIC_SEQ_CST), __ATOMIC_SEQ_CST);
+		say("consumed %" PRIu64, p);
+		_exit(0);
+	}
+	return die("own entry", SHMCHAN_ECORRUPT);
+}
+
+/* lock: hold the OFD lock on byte off= of /dev/shm/name= until killed (the
+ * rescue lock, say). */
+static int do_lock(void)
+{
+	char path[512];
+	snprintf(path, sizeof path, "/dev/shm/%s", arg("name", ""));
+	int fd = open(path, O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		return die("open", SHMCHAN_ESYS);
+	struct flock lk;
+	memset(&lk, 0, sizeof lk);
+	lk.l_type = F_WRLCK;
+	lk.l_whence = SEEK_SET;
+	lk.l_start = (off_t)num("off", 0);
+	lk.l_len = 1;
+	if (fcntl(fd, F_OFD_SETLK, &lk) != 0)
+		return die("lock", SHMCHAN_EBUSY);
+	say("locked");
 	for (;;)
 		pause();
 }
@@ -765,6 +819,8 @@ int main(int argc, char **argv)
 	if (strcmp(m, "unlink") == 0) return do_unlink();
 	if (strcmp(m, "wqrecv") == 0) return do_wqrecv();
 	if (strcmp(m, "wqhold") == 0) return do_wqhold();
+	if (strcmp(m, "wqstale") == 0) return do_wqstale();
+	if (strcmp(m, "lock") == 0) return do_lock();
 	if (strcmp(m, "bcast") == 0) return do_bcast();
 	if (strcmp(m, "bcastslow") == 0) return do_bcastslow();
 	fprintf(stderr, "peer: unknown mode %s\n", m);
