@@ -20,7 +20,9 @@ import (
 
 	"github.com/cespare/xxhash/v2"
 
+	"github.com/shmchan/shmchan"
 	"github.com/shmchan/shmchan/codec"
+	"github.com/shmchan/shmchan/layout"
 )
 
 func formatDoc(t *testing.T) string {
@@ -85,21 +87,22 @@ func TestFormatAgreesWithHeader(t *testing.T) {
 	if sketch == nil {
 		t.Fatal("FORMAT.md has no C sketch")
 	}
-	define := regexp.MustCompile(`(?m)^#define (SHMCHAN_\w+)\s+(.+?)\s*(/\*.*)?$`)
+	define := regexp.MustCompile(`(?m)^#define (SHMCHAN_\w+)(\(?)\s*(.+?)\s*(/\*.*)?$`)
 	defines := 0
 	for _, m := range define.FindAllStringSubmatch(sketch[1], -1) {
-		name, val := m[1], m[2]
-		if strings.HasPrefix(val, "\"") {
+		name, params, val := m[1], m[2], m[3]
+		switch {
+		case params != "":
+			continue // a macro with parameters
+		case strings.HasPrefix(val, "\""):
 			fmt.Fprintf(&src, "static const char doc_%s[] = %s;\n", name, val)
 			assert(fmt.Sprintf("sizeof doc_%s == sizeof %s", name, name), name+" length")
-		} else if !strings.Contains(val, "(") || strings.HasPrefix(val, "(1") {
+		default:
 			assert(fmt.Sprintf("(%s) == (%s)", name, val), "FORMAT.md sketch: "+name)
-		} else {
-			continue // a macro with parameters
 		}
 		defines++
 	}
-	if defines < 18 {
+	if defines < 29 {
 		t.Fatalf("found only %d constants in the C sketch", defines)
 	}
 	// Limits.
@@ -123,6 +126,47 @@ func TestFormatAgreesWithHeader(t *testing.T) {
 		t.Error("FORMAT.md no longer gives data_offset as 576 + 64 * (1 + producers + consumers)")
 	}
 	assert("SHMCHAN_OFF_ROLES == 576 && SHMCHAN_LINE == 64 && sizeof(struct shmchan_region) == 576", "role area")
+
+	// What the prose of the fan-out protocols fixes: the rescue lock's
+	// byte and the consumed mark.
+	if m := regexp.MustCompile("rescue lock\\*\\*: an OFD lock[^`]*`RoleLockBase \\+ 2\\^(\\d+)`").FindStringSubmatch(doc); m == nil {
+		t.Error("FORMAT.md does not place the rescue lock at RoleLockBase + 2^n")
+	} else {
+		assert("SHMCHAN_RESCUE_LOCK == SHMCHAN_ROLE_LOCK_BASE + (1ull << "+m[1]+")", "FORMAT.md: the rescue lock")
+		// The Go side keeps it unexported, in internal/region.
+		src, err := os.ReadFile("../../internal/region/region.go")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if g := regexp.MustCompile(`rescueLock = layout\.RoleLockBase \+ 1<<(\d+)`).FindSubmatch(src); g == nil || string(g[1]) != m[1] {
+			t.Errorf("internal/region's rescue lock is not RoleLockBase + 1<<%s, as FORMAT.md says", m[1])
+		}
+	}
+	if m := regexp.MustCompile("`consumed\\(p\\) = uint32\\(p \\+ 1\\) XOR (0x[0-9a-fA-F]+)`").FindStringSubmatch(doc); m == nil {
+		t.Error("FORMAT.md does not define consumed(p)")
+	} else {
+		assert("SHMCHAN_CONSUMED_BIT == "+m[1]+"u", "FORMAT.md: consumed(p)")
+	}
+	// And the header agrees with the Go constants themselves.
+	for c, v := range map[string]uint64{
+		"SHMCHAN_VERSION": layout.Version, "SHMCHAN_MODE_SPSC": uint64(layout.ModeSPSC), "SHMCHAN_MODE_MPSC": uint64(layout.ModeMPSC),
+		"SHMCHAN_MODE_WORKQUEUE": uint64(layout.ModeWorkQueue), "SHMCHAN_MODE_BROADCAST": uint64(layout.ModeBroadcast),
+		"SHMCHAN_OVERFLOW_WAIT": uint64(layout.OverflowWait), "SHMCHAN_OVERFLOW_DROP": uint64(layout.OverflowDrop),
+		"SHMCHAN_WAIT_FOR_SLOWEST": uint64(shmchan.WaitForSlowest), "SHMCHAN_DROP_OLDEST": uint64(shmchan.DropOldest),
+		"SHMCHAN_WAIT_FUTEX": uint64(layout.WaitFutex), "SHMCHAN_WAIT_MQ": uint64(layout.WaitMQ), "SHMCHAN_WAIT_SPIN": uint64(layout.WaitSpin),
+		"SHMCHAN_FLAG_RAW": uint64(layout.FlagRaw), "SHMCHAN_FLAG_MULTI": uint64(layout.FlagMulti),
+		"SHMCHAN_ROLE_SLEEPING": layout.RoleSleeping, "SHMCHAN_ROLE_JOINED": layout.RoleJoined,
+		"SHMCHAN_MAX_CAPACITY": layout.MaxCapacity, "SHMCHAN_MAX_WQ_CAPACITY": layout.MaxWorkQueueCapacity,
+		"SHMCHAN_MAX_MSG": layout.MaxMsg, "SHMCHAN_MAX_PRODUCERS": layout.MaxProducers, "SHMCHAN_MAX_CONSUMERS": layout.MaxConsumers,
+		"SHMCHAN_MAX_TOTAL": layout.MaxTotalSize, "SHMCHAN_ROLE_LOCK_BASE": layout.RoleLockBase, "SHMCHAN_OFF_ROLES": layout.OffRoles,
+		"SHMCHAN_READY": layout.ReadyValue, "SHMCHAN_CLOSED": layout.ClosedBit, "SHMCHAN_SLOT_SKIP": uint64(layout.SlotSkip),
+		"SHMCHAN_SLOT_HEADER": layout.SlotHeaderSize, "SHMCHAN_HEADER_SIZE": layout.HeaderSize, "SHMCHAN_LINE": layout.LineSize,
+		"SHMCHAN_CODEC_NAME_LEN": layout.CodecNameLen, "SHMCHAN_TYPE_NAME_LEN": layout.TypeNameLen,
+		"offsetof(struct shmchan_region, claim_head)": layout.OffClaimHead, "offsetof(struct shmchan_region, lagged)": layout.OffLagged,
+		"offsetof(struct shmchan_role, claim_lo)": layout.RoleCursor,
+	} {
+		assert(fmt.Sprintf("(unsigned long long)(%s) == %#xull", c, v), "Go's layout: "+c)
+	}
 
 	// Fixed fingerprints.
 	fps := map[string]uint64{}
