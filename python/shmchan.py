@@ -12,6 +12,13 @@ the struct module).
         for value in ch:                 # until the sender closes it
             print(value)
 
+Every topology works: SPSC and MPSC (one receiver), work queues (each
+value goes to one of many receivers) and broadcast (every receiver gets
+every value sent after it joined, at its first recv). A DropOldest
+broadcast receiver that fell a ring behind gets one Lagged exception,
+whose .missed says how many values it lost, and goes on with the oldest
+intact one.
+
 A Chan is safe to share between threads (its calls are serialised by a
 lock); blocking calls release the GIL and wake up now and then so that
 Ctrl-C works.
@@ -26,11 +33,14 @@ __all__ = [
     "Chan", "create", "unlink", "Error", "Full", "Empty", "Closed", "TooLarge",
     "Corrupt", "Incompatible", "Busy", "NotFound", "Timeout", "Invalid", "Exists",
     "PermissionDenied", "Lagged", "WAIT_FUTEX", "WAIT_MQ", "WAIT_SPIN",
+    "WAIT_FOR_SLOWEST", "DROP_OLDEST",
 ]
 
 OK, EFULL, EEMPTY, ECLOSED, ETOOLARGE, ECORRUPT, EINCOMPATIBLE, EBUSY = 0, -1, -2, -3, -4, -5, -6, -7
 ENOENT, ETIMEDOUT, EINVAL, ESYS, ELAGGED, EEXIST, EPERM = -8, -9, -10, -11, -12, -13, -14
 WAIT_FUTEX, WAIT_MQ, WAIT_SPIN = 0, 1, 2
+WAIT_FOR_SLOWEST, DROP_OLDEST = 0, 1  # broadcast overflow policies
+_TOPO_SINGLE, _TOPO_WORKQUEUE, _TOPO_BROADCAST = 0, 1, 2
 _ALLOW_FOREIGN_OWNER = 1
 _SLICE_NS = 200_000_000  # a blocking call returns to Python this often, for signals
 
@@ -58,7 +68,14 @@ class Timeout(Error, TimeoutError): pass
 class Invalid(Error, ValueError): pass
 class Exists(Error, FileExistsError): pass
 class PermissionDenied(Error, PermissionError): pass
-class Lagged(Error): pass
+class Lagged(Error):
+    """A DropOldest broadcast receiver fell more than a ring behind:
+    .missed values were overwritten before it read them. The next recv goes
+    on with the oldest value still intact."""
+
+    def __init__(self, code, what="", missed=0):
+        super().__init__(code, what)
+        self.missed = missed
 
 
 _CLASSES = {
@@ -69,6 +86,10 @@ _CLASSES = {
 
 
 def _raise(code, what):
+    if code in (ECORRUPT, EINCOMPATIBLE, EINVAL):
+        detail = _lib().shmchan_last_error().decode(errors="replace")
+        if detail:
+            what = f"{what} ({detail})"
     raise _CLASSES.get(code, Error)(code, what)
 
 
@@ -108,6 +129,8 @@ def _lib():
                 "shmchan_max_msg": (ctypes.c_size_t, [P]),
                 "shmchan_cap": (ctypes.c_size_t, [P]),
                 "shmchan_len": (ctypes.c_size_t, [P]),
+                "shmchan_missed": (ctypes.c_uint64, [P]),
+                "shmchan_last_error": (ctypes.c_char_p, []),
             }
             for name, (res, args) in sig.items():
                 f = getattr(lib, name)
@@ -150,18 +173,29 @@ class Chan:
                 _raise(rc, f"open {name!r}")
             _handle = h
         self._h = _handle
+        self.missed = 0  # values this handle lost to DropOldest lags, in all
         self._max = _lib().shmchan_max_msg(self._h)
         self._buf = ctypes.create_string_buffer(max(self._max, 1))
 
     @classmethod
     def create(cls, name, *, capacity=0, max_msg=0, multi_producer=False, producers=0,
+               work_queue=False, broadcast=None, consumers=0,
                wait=WAIT_FUTEX, raw_fingerprint=None, codec_name=None, type_name=None, perm=0):
         """Create a channel (Exists if the name is taken). By default it is
         a []byte channel that Go opens as shmchan.Open[[]byte]; with
         raw_fingerprint (from `shmchan stat` of the Go type) it is a raw
-        channel of max_msg-byte values."""
+        channel of max_msg-byte values. work_queue=True makes a work queue
+        (Go's WithMultiConsumer); broadcast=WAIT_FOR_SLOWEST or DROP_OLDEST
+        a broadcast (WithBroadcast); consumers is WithConsumers (0: 64)."""
+        if work_queue and broadcast is not None:
+            raise Invalid(EINVAL, "a work queue or a broadcast, not both")
         p = _Params()
         p.multi_producer = 1 if multi_producer else 0
+        if work_queue:
+            p.topology = _TOPO_WORKQUEUE
+        elif broadcast is not None:
+            p.topology, p.overflow = _TOPO_BROADCAST, broadcast
+        p.consumers = consumers
         p.producers, p.wait, p.capacity, p.max_msg, p.perm = producers, wait, capacity, max_msg, perm
         if raw_fingerprint is not None:
             p.raw, p.fingerprint = 1, raw_fingerprint
@@ -206,12 +240,19 @@ class Chan:
 
     def recv(self, timeout=None):
         """Receive one value as bytes; blocks while empty (timeout in
-        seconds: Timeout; 0: Empty at once). Closed once closed and drained."""
+        seconds: Timeout; 0: Empty at once). Closed once closed and drained.
+        A DropOldest broadcast receiver that fell behind gets Lagged once
+        (.missed: how many values it lost); the next recv goes on."""
         n = ctypes.c_size_t()
         with self._lock:
             h = self._handle()
-            self._blocking(lambda ns: _lib().shmchan_recv(h, self._buf, len(self._buf), ctypes.byref(n), ns),
-                           timeout, f"recv on {self.name!r}")
+            try:
+                self._blocking(lambda ns: _lib().shmchan_recv(h, self._buf, len(self._buf), ctypes.byref(n), ns),
+                               timeout, f"recv on {self.name!r}")
+            except Lagged as e:
+                e.missed = _lib().shmchan_missed(h)
+                self.missed += e.missed
+                raise
             return ctypes.string_at(self._buf, n.value)
 
     def close_send(self):
@@ -245,9 +286,14 @@ class Chan:
         return self._max
 
     def __iter__(self):
+        """Receive until closed and drained. Lags of a DropOldest broadcast
+        are passed over (their counts add up in .missed); call recv to see
+        each one."""
         while True:
             try:
                 yield self.recv()
+            except Lagged:
+                continue
             except Closed:
                 return
 

@@ -100,6 +100,79 @@ class ChanTest(unittest.TestCase):
         self.assertFalse(t.is_alive())
         self.assertEqual(len(errs), 1)
 
+    def test_work_queue(self):
+        """Three handles receive from one work queue: every value once."""
+        n = 3000
+        with Chan.create(self.name, work_queue=True, consumers=4, capacity=16, max_msg=8) as tx:
+            got, lock = [], threading.Lock()
+
+            def worker():
+                with Chan(self.name) as rx:
+                    for v in rx:
+                        with lock:
+                            got.append(int.from_bytes(v, "little"))
+
+            ts = [threading.Thread(target=worker) for _ in range(3)]
+            for t in ts:
+                t.start()
+            for i in range(n):
+                tx.send(i.to_bytes(8, "little"))
+            tx.close_send()
+            for t in ts:
+                t.join(30)
+                self.assertFalse(t.is_alive())
+            self.assertEqual(sorted(got), list(range(n)))
+
+    def test_broadcast_lagged_once(self):
+        """A DropOldest subscriber a ring behind: one Lagged with the exact
+        count, then the oldest intact values, then Empty."""
+        with Chan.create(self.name, broadcast=shmchan.DROP_OLDEST, capacity=4, max_msg=8) as tx, \
+                Chan(self.name) as rx, Chan(self.name) as other:
+            with self.assertRaises(shmchan.Empty):
+                rx.recv(timeout=0)  # joins
+            with self.assertRaises(shmchan.Empty):
+                other.recv(timeout=0)
+            for i in range(10):
+                tx.send(bytes([i]), timeout=0)  # DropOldest never waits
+            with self.assertRaises(shmchan.Lagged) as cm:
+                rx.recv()
+            self.assertEqual(cm.exception.missed, 6)
+            self.assertEqual([rx.recv(timeout=0) for _ in range(4)], [bytes([i]) for i in range(6, 10)])
+            with self.assertRaises(shmchan.Empty):
+                rx.recv(timeout=0)
+            self.assertEqual(rx.missed, 6)
+            # Iteration passes lags over and counts them.
+            tx.close_send()
+            self.assertEqual(list(other), [bytes([i]) for i in range(6, 10)])
+            self.assertEqual(other.missed, 6)
+
+    def test_broadcast_wait_for_slowest(self):
+        """WaitForSlowest: two subscribers each get every value; the sender
+        waits for the slower one."""
+        with Chan.create(self.name, broadcast=shmchan.WAIT_FOR_SLOWEST, capacity=2, max_msg=4) as tx, \
+                Chan(self.name) as a, Chan(self.name) as b:
+            for rx in (a, b):
+                with self.assertRaises(shmchan.Empty):
+                    rx.recv(timeout=0)
+            tx.send(b"1")
+            tx.send(b"2")
+            with self.assertRaises(shmchan.Full):
+                tx.send(b"3", timeout=0)
+            self.assertEqual(a.recv(), b"1")
+            with self.assertRaises(shmchan.Full):
+                tx.send(b"3", timeout=0)  # b still gates
+            self.assertEqual(b.recv(), b"1")
+            tx.send(b"3", timeout=0)
+            self.assertEqual([a.recv(), a.recv(), b.recv(), b.recv()], [b"2", b"3", b"2", b"3"])
+
+    def test_create_errors(self):
+        with self.assertRaises(shmchan.Invalid):
+            Chan.create(self.name, work_queue=True, broadcast=shmchan.DROP_OLDEST)
+        with self.assertRaises(shmchan.Invalid):
+            Chan.create(self.name, broadcast=7)
+        with self.assertRaises(shmchan.Invalid):
+            Chan.create(self.name, consumers=3)  # one receiver: no consumer entries
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -6,12 +6,15 @@ package ctest_test
 // installed.
 
 import (
+	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 
@@ -120,5 +123,86 @@ func TestPythonStage(t *testing.T) {
 		}
 	case <-ctx.Done():
 		t.Fatal("python stage did not exit")
+	}
+}
+
+// TestPythonBroadcastLag: a Python DropOldest subscriber on a broadcast Go
+// created and feeds, next to a Go subscriber: it gets one Lagged with the
+// exact count, then the oldest intact values, as the Go one gets a
+// *LagError with the same count.
+func TestPythonBroadcastLag(t *testing.T) {
+	const capacity, n = 16, 100
+	name := testName(t)
+	tx, err := shmchan.Create[[]byte](name, shmchan.WithBroadcast(shmchan.DropOldest), shmchan.WithCapacity(capacity),
+		shmchan.WithMaxMessageSize(16))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Close()
+	script := `
+import sys, shmchan
+with shmchan.Chan(sys.argv[1]) as rx:
+    try:
+        rx.recv(timeout=0)
+    except shmchan.Empty:
+        print("ready", flush=True)
+    sys.stdin.readline()
+    try:
+        rx.recv(timeout=0)
+    except shmchan.Lagged as e:
+        print("lagged", e.missed)
+    for v in rx:
+        print(v.decode())
+`
+	cmd := python(t, "-c", script, name)
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	rd := bufio.NewReader(out)
+	if l, err := rd.ReadString('\n'); err != nil || l != "ready\n" {
+		t.Fatalf("python: %q, %v\n%s", l, err, stderr.String())
+	}
+	gosub, err := shmchan.Open[[]byte](name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer gosub.Close()
+	if _, err := gosub.TryRecv(); !errors.Is(err, shmchan.ErrEmpty) {
+		t.Fatal(err)
+	}
+	for i := range n {
+		if err := tx.TrySend([]byte(fmt.Sprint(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tx.CloseSend(); err != nil {
+		t.Fatal(err)
+	}
+	in.Write([]byte("go\n"))
+	rest, err := io.ReadAll(rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{fmt.Sprint("lagged ", n-capacity)}
+	for i := n - capacity; i < n; i++ {
+		want = append(want, fmt.Sprint(i))
+	}
+	if got := strings.TrimSpace(string(rest)); got != strings.Join(want, "\n") {
+		t.Fatalf("python subscriber:\n%s\nwant\n%s\n%s", got, strings.Join(want, "\n"), stderr.String())
+	}
+	var lag *shmchan.LagError
+	if _, err := gosub.TryRecv(); !errors.As(err, &lag) || lag.Missed != n-capacity {
+		t.Fatalf("Go subscriber: %v, want a lag of %d", err, n-capacity)
 	}
 }
