@@ -1104,6 +1104,14 @@ static int mpsc_try_send(shmchan *c, const void *buf, uint32_t n, int *stuck)
 			}
 			if (h > t)
 				continue; /* the tail moved on since we read it */
+			if (bcast && t - h > c->cap) {
+				/* A gate more than a ring behind: a claim recorded
+				 * from a stale tail (its CAS fails), or a receiver
+				 * moving its cursor as it joins. Wait for it. */
+				*stuck = 1;
+				rc = EAGAIN_;
+				goto withdraw;
+			}
 			if ((!bcast && h < c->s_head) || t - h > c->cap) {
 				rc = fail(SHMCHAN_ECORRUPT, "tail %llu, head %llu (last seen %llu), capacity %llu",
 					  (unsigned long long)t, (unsigned long long)h, (unsigned long long)c->s_head,
@@ -1337,7 +1345,7 @@ static int wq_claim(shmchan *c, int *stuck)
 		uint64_t t = LOAD_SC(&c->r->tail);
 		uint64_t h = LOAD_SC(&c->r->head);
 		uint64_t cnt = t & ~SHMCHAN_CLOSED;
-		if (ch < h0 || ch > cnt || h < h0 || cnt - h > c->cap)
+		if (ch < h0 || ch > cnt || h < h0 || cnt > h + c->cap) /* h may pass the older tail */
 			return fail(SHMCHAN_ECORRUPT, "head %llu then %llu, claim head %llu, tail %llu, capacity %llu",
 				    (unsigned long long)h0, (unsigned long long)h, (unsigned long long)ch,
 				    (unsigned long long)cnt, (unsigned long long)c->cap);
@@ -1495,16 +1503,29 @@ static int bcast_bound(shmchan *c, uint64_t t, uint64_t *bound, int *stuck)
 	return SHMCHAN_OK;
 }
 
-/* Joining: the cursor first, then the flag that makes senders read it. */
+/* Joining: the cursor first, then the flag that makes senders read it,
+ * then the tail again. A sender that computed its bound before it could
+ * see us read its tail before our second load, so it never overwrites a
+ * position at or after what that load returns; every later sender is
+ * gated by our cursor. So the cursor moves to the second load's count,
+ * and reading starts there. (The first load alone is not enough: a
+ * sender's bound computed between it and the flag may be past it.) */
 static int bcast_join_receiver(shmchan *c)
 {
 	struct shmchan_role *e = role(c, c->r_entry);
-	uint64_t t = LOAD_SC(&c->r->tail);
-	c->r_head = c->r_tail = t & ~SHMCHAN_CLOSED;
-	c->r_closed = (t & SHMCHAN_CLOSED) != 0;
-	STORE(&e->claim_lo, c->r_head);
+	uint64_t t1 = LOAD_SC(&c->r->tail) & ~SHMCHAN_CLOSED;
+	STORE(&e->claim_lo, t1);
 	STORE(&e->claim_hi, 0);
 	__atomic_or_fetch(&e->flags, SHMCHAN_ROLE_JOINED, __ATOMIC_SEQ_CST);
+	uint64_t t = LOAD_SC(&c->r->tail);
+	uint64_t t2 = t & ~SHMCHAN_CLOSED;
+	if (t2 < t1)
+		return fail(SHMCHAN_ECORRUPT, "tail %llu went back from %llu", (unsigned long long)t2,
+			    (unsigned long long)t1);
+	if (t2 != t1)
+		STORE(&e->claim_lo, t2);
+	c->r_head = c->r_tail = t2;
+	c->r_closed = (t & SHMCHAN_CLOSED) != 0;
 	return SHMCHAN_OK;
 }
 

@@ -58,8 +58,8 @@ static void say(const char *fmt, ...)
 
 static int die(const char *what, int rc)
 {
-	say("error %s: %d %s", what, rc, shmchan_strerror(rc));
-	fprintf(stderr, "peer %s: %s: %d %s\n", argv_[1], what, rc, shmchan_strerror(rc));
+	say("error %s: %d %s (%s)", what, rc, shmchan_strerror(rc), shmchan_last_error());
+	fprintf(stderr, "peer %s: %s: %d %s (%s)\n", argv_[1], what, rc, shmchan_strerror(rc), shmchan_last_error());
 	return 1;
 }
 
