@@ -27,25 +27,38 @@ func TestHostileRingFromC(t *testing.T) {
 		mpsc  bool
 		mode  string // the C peer's mode: recv or send
 		pokes func(h layout.Header) []poke
+		opts  []shmchan.Option
 	}{
 		{"tail more than a ring past head", false, "recv", func(h layout.Header) []poke {
 			return []poke{{layout.OffTail, u64(h.Capacity + 1)}}
-		}},
+		}, nil},
 		{"head past tail", false, "recv", func(h layout.Header) []poke {
 			return []poke{{layout.OffHead, u64(9)}}
-		}},
+		}, nil},
 		{"slot length over max_msg", false, "recv", func(h layout.Header) []poke {
 			return []poke{{slot0(h) + layout.SlotLen, le.AppendUint32(nil, h.MaxMsg+1)}}
-		}},
+		}, nil},
 		{"MPSC committed slot with length 2^31-1", true, "recv", func(h layout.Header) []poke {
 			return []poke{{slot0(h) + layout.SlotLen, le.AppendUint32(nil, 1<<31-1)}}
-		}},
+		}, nil},
 		{"SPSC sender: head past tail", false, "send", func(h layout.Header) []poke {
 			return []poke{{layout.OffHead, u64(9)}}
-		}},
+		}, nil},
 		{"MPSC sender: tail more than a ring past head", true, "send", func(h layout.Header) []poke {
 			return []poke{{layout.OffTail, u64(h.Capacity + 3)}}
-		}},
+		}, nil},
+		{"work queue: claim head past tail", false, "recv", func(h layout.Header) []poke {
+			return []poke{{layout.OffClaimHead, u64(9)}}
+		}, []shmchan.Option{shmchan.WithMultiConsumer(), shmchan.WithConsumers(2)}},
+		{"work queue: head past claim head", false, "recv", func(h layout.Header) []poke {
+			return []poke{{layout.OffHead, u64(2)}}
+		}, []shmchan.Option{shmchan.WithMultiConsumer(), shmchan.WithConsumers(2)}},
+		{"work queue: committed slot with length over max_msg", false, "recv", func(h layout.Header) []poke {
+			return []poke{{slot0(h) + layout.SlotLen, le.AppendUint32(nil, h.MaxMsg+1)}}
+		}, []shmchan.Option{shmchan.WithMultiConsumer(), shmchan.WithConsumers(2)}},
+		{"work queue sender: tail more than a ring past head", false, "send", func(h layout.Header) []poke {
+			return []poke{{layout.OffTail, u64(h.Capacity + 3)}}
+		}, []shmchan.Option{shmchan.WithMultiConsumer(), shmchan.WithConsumers(2)}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -54,6 +67,7 @@ func TestHostileRingFromC(t *testing.T) {
 			if tc.mpsc {
 				opts = append(opts, shmchan.WithMultiProducer(), shmchan.WithProducers(2))
 			}
+			opts = append(opts, tc.opts...)
 			c, err := shmchan.Create[rec](name, opts...)
 			if err != nil {
 				t.Fatal(err)
