@@ -170,9 +170,15 @@ func cWorkers(t *testing.T, name string, n int, set *seqSet) (wait func() []int)
 // created, fed by one Go sender: every value is received exactly once,
 // by someone, and the C receivers take part.
 func TestWorkQueueCAmongGo(t *testing.T) {
-	n := count(200_000)
+	for _, w := range []string{"futex", "mq"} {
+		t.Run(w, func(t *testing.T) { testWorkQueueCAmongGo(t, w) })
+	}
+}
+
+func testWorkQueueCAmongGo(t *testing.T, w string) {
+	n := streamSize(w)
 	name := testName(t)
-	tx, err := shmchan.Create[rec](name, shmchan.WithMultiConsumer(), shmchan.WithConsumers(8), shmchan.WithCapacity(256))
+	tx, err := shmchan.Create[rec](name, shmchan.WithMultiConsumer(), shmchan.WithConsumers(8), shmchan.WithCapacity(256), waitOpt(w))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -241,10 +247,21 @@ func TestWorkQueueMixedProducers(t *testing.T) {
 // two Go subscribers, fed by a Go and a C producer: every subscriber gets
 // every value, each producer's in order.
 func TestBroadcastCSubscribers(t *testing.T) {
+	for _, w := range []string{"futex", "mq"} {
+		t.Run(w, func(t *testing.T) { testBroadcastCSubscribers(t, w) })
+	}
+}
+
+func testBroadcastCSubscribers(t *testing.T, w string) {
+	// WaitForSlowest with doorbells is slow (a wake is one token, passed
+	// on from sleeper to sleeper: about 5k values/s here, Go alone too).
 	per := count(100_000) / 2
+	if w == "mq" {
+		per = count(10_000) / 2
+	}
 	name := testName(t)
 	ctl, err := shmchan.Create[rec](name, shmchan.WithBroadcast(shmchan.WaitForSlowest), shmchan.WithMultiProducer(),
-		shmchan.WithProducers(4), shmchan.WithConsumers(8), shmchan.WithCapacity(256))
+		shmchan.WithProducers(4), shmchan.WithConsumers(8), shmchan.WithCapacity(256), waitOpt(w))
 	if err != nil {
 		t.Fatal(err)
 	}
