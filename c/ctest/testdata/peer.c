@@ -791,6 +791,41 @@ static int do_api(void)
 	CHECK(in.fingerprint == 0x1234, 1);
 	shmchan_close(c);
 	CHECK(shmchan_unlink(name), SHMCHAN_OK);
+	/* Fan-out: a receiver takes a free consumer entry (EBUSY past them);
+	 * a broadcast receiver joins at a timeout-0 receive, its len is its
+	 * own backlog, and it has missed nothing before a lag. */
+	for (int topo = SHMCHAN_TOPO_WORKQUEUE; topo <= SHMCHAN_TOPO_BROADCAST; topo++) {
+		shmchan_params_init(&p);
+		p.topology = (uint32_t)topo;
+		p.consumers = 1;
+		p.capacity = 4;
+		p.max_msg = 8;
+		CHECK(shmchan_create(name, &p, &c), SHMCHAN_OK);
+		if (c == NULL)
+			return 1;
+		CHECK(shmchan_open(name, &d), SHMCHAN_OK);
+		shmchan_info fi;
+		CHECK(shmchan_get_info(c, &fi), SHMCHAN_OK);
+		CHECK((int)fi.mode, topo == SHMCHAN_TOPO_WORKQUEUE ? SHMCHAN_MODE_WORKQUEUE : SHMCHAN_MODE_BROADCAST);
+		CHECK((int)fi.consumers, 1);
+		CHECK((int)fi.producers, 1);
+		CHECK((int)fi.flags, 0);
+		CHECK(shmchan_send(c, "a", 1, 0), SHMCHAN_OK); /* before the broadcast receiver joins: not its */
+		CHECK(shmchan_recv(c, buf, sizeof buf, &n, 0), topo == SHMCHAN_TOPO_WORKQUEUE ? SHMCHAN_OK : SHMCHAN_EEMPTY);
+		CHECK(shmchan_recv(d, buf, sizeof buf, &n, 0), SHMCHAN_EBUSY); /* the one consumer entry is c's */
+		CHECK(shmchan_send(d, "b", 1, 0), SHMCHAN_EBUSY);           /* one sender entry: c's */
+		CHECK(shmchan_send(c, "b", 1, 0), SHMCHAN_OK);
+		CHECK((int)shmchan_len(c), 1);
+		CHECK(shmchan_recv(c, buf, 0, &n, 0), SHMCHAN_ETOOLARGE);
+		CHECK(shmchan_recv(c, buf, sizeof buf, &n, 0), SHMCHAN_OK);
+		CHECK(n == 1 && buf[0] == 'b', 1);
+		CHECK((int)shmchan_missed(c), 0);
+		CHECK(shmchan_close_send(c), SHMCHAN_OK);
+		CHECK(shmchan_recv(c, buf, sizeof buf, &n, -1), SHMCHAN_ECLOSED);
+		shmchan_close(d);
+		shmchan_close(c);
+		CHECK(shmchan_unlink(name), SHMCHAN_OK);
+	}
 	if (strcmp(shmchan_strerror(SHMCHAN_EBUSY), shmchan_strerror(12345)) == 0)
 		fails++;
 	say(fails ? "failed %d" : "ok", fails);
