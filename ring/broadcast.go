@@ -76,6 +76,13 @@ func broadcastBound(s *Sender, t uint64) (uint64, error) {
 			raiseHead(r, h)
 			return h, nil
 		}
+		if t-h > r.capacity {
+			// A gate more than a ring behind is not corruption: a claim
+			// recorded from a stale tail (its CAS is bound to fail; the
+			// next attempt overwrites it) or the cursor of a receiver
+			// joining. Wait as if full.
+			h = t - r.capacity
+		}
 		// h gates this sender. If it has not moved for a stuck check, ask
 		// whether its holder lives.
 		now := time.Now()

@@ -290,6 +290,47 @@ func TestBroadcastDropOldest(t *testing.T) {
 	}
 }
 
+// TestBroadcastStaleClaim: another sender's claim recorded from a tail it
+// read long ago (it was preempted between that load and its claim; its
+// CAS will fail) is more than a ring behind the tail. A sender waits
+// behind it as if the ring were full, and goes on once the claim is gone;
+// it is not corruption.
+func TestBroadcastStaleClaim(t *testing.T) {
+	for _, o := range []layout.Overflow{layout.OverflowDrop, layout.OverflowWait} {
+		mem, h := fanRegion(t, layout.ModeBroadcast, o, 8, 2, 1)
+		var l liveness
+		r := newRing(t, mem, h, l.config())
+		s, _ := r.NewSender(1, Identity{})
+		for i := uint64(0); i < 30; i++ { // no receiver: nothing gates
+			b, err := s.TryReserve()
+			if err != nil {
+				t.Fatalf("%v: send %d: %v", o, i, err)
+			}
+			binary.LittleEndian.PutUint64(b, i)
+			s.Commit(16)
+		}
+		off := layout.RoleOffset(2)
+		atomic.StoreUint64(word64(mem, off+layout.RoleClaimHi), 4)
+		atomic.StoreUint64(word64(mem, off+layout.RoleClaimLo), 3)
+		// The bound is recomputed once the cached one shows no room:
+		// within a ring of sends.
+		var err error
+		for i := 0; i <= 8 && err == nil; i++ {
+			if _, err = s.TryReserve(); err == nil {
+				s.Commit(16)
+			}
+		}
+		if !errors.Is(err, ErrFull) {
+			t.Fatalf("%v: behind a stale claim: %v, want ErrFull", o, err)
+		}
+		atomic.StoreUint64(word64(mem, off+layout.RoleClaimLo), 4) // its next attempt replaced it
+		if _, err := s.TryReserve(); err != nil {
+			t.Fatalf("%v: once the stale claim is gone: %v", o, err)
+		}
+		s.Abort()
+	}
+}
+
 // TestBroadcastDropOldestRace: a reader racing a writer that laps it never
 // returns a torn value, and its lag counts add up to what it missed.
 func TestBroadcastDropOldestRace(t *testing.T) {
