@@ -213,6 +213,15 @@ func (q *wqConsumer) rescue(c *Receiver, h, ch uint64) bool {
 		if live, err := q.liveClaim(r, lo); err != nil || live {
 			continue
 		}
+		// A receiver that finished meanwhile had no live claim left to
+		// find: it marks the position consumed before it withdraws its
+		// claim, and head passes a position (so its slot can be reused)
+		// only once it is consumed. Look again, in that order.
+		if atomic.LoadUint64(word64(r.mem, off+layout.RoleClaimLo)) != lo ||
+			atomic.LoadUint64(word64(r.mem, off+layout.RoleClaimHi)) != lo+1 ||
+			q.consumed(r, lo) || atomic.LoadUint64(r.head) > lo {
+			continue
+		}
 		// Ours now: record our claim, then withdraw the dead ones.
 		atomic.StoreUint64(q.claimHi, lo+1)
 		atomic.StoreUint64(q.claimLo, lo)
