@@ -1279,6 +1279,13 @@ static int wq_rescue(shmchan *c, uint64_t h, uint64_t ch)
 			continue;
 		if (wq_live_claim(c, lo) != 0)
 			continue; /* a live holder, or we cannot tell */
+		/* A receiver that finished meanwhile had no live claim left to
+		 * find: it marks the position consumed before it withdraws its
+		 * claim, and head passes a position (so that its slot can be
+		 * reused) only once it is consumed. Look again, in that order. */
+		if (LOAD_SC(&e->claim_lo) != lo || LOAD_SC(&e->claim_hi) != lo + 1 || wq_consumed(c, lo) ||
+		    LOAD_SC(&c->r->head) > lo)
+			continue;
 		/* Ours now: record our claim, then withdraw the dead ones. */
 		STORE(&me->claim_hi, lo + 1);
 		STORE(&me->claim_lo, lo);
