@@ -151,12 +151,21 @@ func newBcastConsumer(c *Receiver, off int) *bcastConsumer {
 		words := make([]uint64, (r.maxMsg+7)/8) // 8-aligned, for in-place views of raw values
 		q.stable = unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(words))), len(words)*8)
 	}
-	// Join: the cursor first, then the flag that makes senders read it.
+	// Join: the cursor first, then the flag that makes senders read it,
+	// then the tail again. A sender that computed its bound without seeing
+	// the flag read its tail before this second load, so it never
+	// overwrites a position at or after it; every later sender is gated by
+	// the cursor. (After the first load alone, a bound computed before the
+	// flag can be past the cursor: the receiver would start lapped.)
 	t := atomic.LoadUint64(r.tail)
-	c.head, c.tailCache, c.closed = t&^layout.ClosedBit, t&^layout.ClosedBit, t&layout.ClosedBit != 0
-	atomic.StoreUint64(q.cursor, c.head)
+	atomic.StoreUint64(q.cursor, t&^layout.ClosedBit)
 	atomic.StoreUint64(word64(r.mem, off+layout.RoleClaimHi), 0)
 	atomic.StoreUint32(q.flags, layout.RoleJoined)
+	if t2 := atomic.LoadUint64(r.tail); t2 != t {
+		t = t2
+		atomic.StoreUint64(q.cursor, t&^layout.ClosedBit)
+	}
+	c.head, c.tailCache, c.closed = t&^layout.ClosedBit, t&^layout.ClosedBit, t&layout.ClosedBit != 0
 	return q
 }
 

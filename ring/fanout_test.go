@@ -331,6 +331,36 @@ func TestBroadcastStaleClaim(t *testing.T) {
 	}
 }
 
+// TestBroadcastSenderJoinsBehindHead: in broadcast, head is the lowest
+// bound some sender computed lately, and two senders raising it race (the
+// lower may win), so it can trail the tail by more than a ring. A sender
+// joining then is not looking at corruption.
+func TestBroadcastSenderJoinsBehindHead(t *testing.T) {
+	mem, h := fanRegion(t, layout.ModeBroadcast, layout.OverflowDrop, 8, 2, 1)
+	var l liveness
+	r := newRing(t, mem, h, l.config())
+	s, _ := r.NewSender(1, Identity{})
+	for i := uint64(0); i < 30; i++ {
+		if _, err := s.TryReserve(); err != nil {
+			t.Fatal(err)
+		}
+		s.Commit(16)
+	}
+	// Head 12 behind the tail: a sender raised it to 18 and won the race
+	// against another raising it to 26, which then claimed up to 26 + 8.
+	atomic.StoreUint64(word64(mem, layout.OffHead), 18)
+	s2, err := r.NewSender(2, Identity{})
+	if err != nil {
+		t.Fatalf("joining with head a ring behind: %v", err)
+	}
+	for i := 0; i < 20; i++ {
+		if _, err := s2.TryReserve(); err != nil {
+			t.Fatalf("send %d: %v", i, err)
+		}
+		s2.Commit(16)
+	}
+}
+
 // TestBroadcastDropOldestRace: a reader racing a writer that laps it never
 // returns a torn value, and its lag counts add up to what it missed.
 func TestBroadcastDropOldestRace(t *testing.T) {

@@ -74,6 +74,17 @@ func (r *Ring) NewSender(i int, id Identity) (*Sender, error) {
 	}
 	atomic.StoreUint32(s.flags, 0)
 	r.stampEntry(i, id)
+	if r.hdr.Mode == layout.ModeBroadcast {
+		// head is a statistic there, which racing senders may leave more
+		// than a ring behind the tail: read the tail only, and compute
+		// the bound at the first send that finds no room (0: none known).
+		s.closed = atomic.LoadUint64(r.tail)&layout.ClosedBit != 0
+		p := newMPSCProducer(s, off)
+		p.bound = broadcastBound
+		s.p = p
+		r.wakeAll(&r.recv, false)
+		return s, nil
+	}
 	h0, _, count, closed, err := r.indices()
 	if err != nil {
 		return nil, err
@@ -87,10 +98,6 @@ func (r *Ring) NewSender(i int, id Identity) (*Sender, error) {
 			s.room = r.capacity
 		}
 		atomic.StoreUint32(r.send.waiting, 0) // the only sender is us
-	case layout.ModeBroadcast:
-		p := newMPSCProducer(s, off)
-		p.bound = broadcastBound
-		s.p = p
 	default: // MPSC, work queue
 		s.p = newMPSCProducer(s, off)
 	}
