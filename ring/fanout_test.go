@@ -290,6 +290,63 @@ func TestBroadcastDropOldest(t *testing.T) {
 	}
 }
 
+// TestWorkQueueDeadAfterConsume: a consumer that died between its consumed
+// mark and moving head, in a ring of one slot: nothing is left to claim and
+// the full ring blocks the sender, so the next consumer with nothing to
+// claim moves head on.
+func TestWorkQueueDeadAfterConsume(t *testing.T) {
+	mem, h := fanRegion(t, layout.ModeWorkQueue, 0, 1, 1, 2)
+	var l liveness
+	r := newRing(t, mem, h, l.config())
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	s, _ := r.NewSender(1, Identity{})
+	put(s, ctx, 7)
+	a, _ := r.NewConsumer(h.ConsumerEntry(0), Identity{})
+	if _, err := a.TryPeek(); err != nil {
+		t.Fatal(err)
+	}
+	// a dies inside consume: its mark and withdrawal written, head not moved.
+	atomic.StoreUint32(word32(r.slot(0), layout.SlotSeq), wqConsumed(0))
+	off := layout.RoleOffset(h.ConsumerEntry(0))
+	atomic.StoreUint64(word64(mem, off+layout.RoleClaimLo), 1)
+	l.dead.Store(h.ConsumerEntry(0), true)
+	b, _ := r.NewConsumer(h.ConsumerEntry(1), Identity{})
+	if _, err := b.TryPeek(); !errors.Is(err, ErrEmpty) {
+		t.Fatalf("b: %v, want ErrEmpty", err)
+	}
+	if _, err := s.TryReserve(); err != nil {
+		t.Fatalf("the sender after b looked: %v (head %d)", err, atomic.LoadUint64(r.head))
+	}
+	s.Abort()
+}
+
+// TestWorkQueueTakeoverWhileRescuing: a consumer taking over a dead
+// holder's entry while the rescue lock is busy neither withdraws nor takes
+// the claim; once the lock is free it resumes the value.
+func TestWorkQueueTakeoverWhileRescuing(t *testing.T) {
+	mem, h := fanRegion(t, layout.ModeWorkQueue, 0, 4, 1, 2)
+	var l liveness
+	r := newRing(t, mem, h, l.config())
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	s, _ := r.NewSender(1, Identity{})
+	put(s, ctx, 7)
+	a, _ := r.NewConsumer(h.ConsumerEntry(0), Identity{})
+	if _, err := a.TryPeek(); err != nil { // a holds 7, then dies
+		t.Fatal(err)
+	}
+	l.mu.Lock() // someone else is rescuing
+	again, _ := r.NewConsumer(h.ConsumerEntry(0), Identity{})
+	if _, err := again.TryPeek(); !errors.Is(err, ErrEmpty) {
+		t.Fatalf("with the rescue lock busy: %v, want ErrEmpty", err)
+	}
+	l.mu.Unlock()
+	if v, err := get(again, ctx); err != nil || v != 7 {
+		t.Fatalf("once the lock was free: %d, %v; want the dead holder's 7", v, err)
+	}
+}
+
 // TestBroadcastStaleClaim: another sender's claim recorded from a tail it
 // read long ago (it was preempted between that load and its claim; its
 // CAS will fail) is more than a ring behind the tail. A sender waits

@@ -56,6 +56,7 @@ type wqConsumer struct {
 	received         *uint64
 	claimHead        *uint64
 	holding          bool
+	pending          bool // a dead predecessor's claim, not yet resolved under the rescue lock
 	writer           writerCheck
 	lastRescue       time.Time
 }
@@ -71,21 +72,36 @@ func newWQConsumer(c *Receiver, i int) *wqConsumer {
 		claimHead: word64(r.mem, layout.OffClaimHead),
 		writer:    newWriterCheck(),
 	}
-	// A dead predecessor's claim still pending: resume it, unless a rescuer
-	// took it (the rescue lock keeps the two apart).
-	unlock, ok := q.lock(r)
-	if ok {
-		lo, hi := atomic.LoadUint64(q.claimLo), atomic.LoadUint64(q.claimHi)
-		h, ch := atomic.LoadUint64(r.head), atomic.LoadUint64(q.claimHead)
-		if hi == lo+1 && h <= lo && lo < ch && !q.consumed(r, lo) {
-			q.holding, c.head = true, lo
+	q.pending = true
+	q.resolve(c)
+	return q
+}
+
+// resolve settles a dead predecessor's claim: resume it if it is still
+// pending, else withdraw it; under the rescue lock, so that a rescuer and
+// we never both take it. With the lock busy (or no lock to take) the claim
+// stays recorded and pending is left set: withdrawing it without the lock
+// could leave a value nobody claims or holds, lost for good.
+func (q *wqConsumer) resolve(c *Receiver) {
+	r := c.r
+	var unlock func()
+	if r.rescue != nil {
+		var ok bool
+		if unlock, ok = q.lock(r); !ok {
+			return
 		}
+	}
+	lo, hi := atomic.LoadUint64(q.claimLo), atomic.LoadUint64(q.claimHi)
+	h, ch := atomic.LoadUint64(r.head), atomic.LoadUint64(q.claimHead)
+	if hi == lo+1 && h <= lo && lo < ch && !q.consumed(r, lo) {
+		q.holding, c.head = true, lo
+	} else {
+		atomic.StoreUint64(q.claimLo, hi)
+	}
+	if unlock != nil {
 		unlock()
 	}
-	if !q.holding {
-		atomic.StoreUint64(q.claimLo, atomic.LoadUint64(q.claimHi))
-	}
-	return q
+	q.pending = false
 }
 
 func (*wqConsumer) runs() bool                                 { return false }
@@ -112,6 +128,11 @@ func (q *wqConsumer) lock(r *Ring) (func(), bool) {
 
 func (q *wqConsumer) peek(c *Receiver) ([]byte, readiness, error) {
 	r := c.r
+	if q.pending {
+		if q.resolve(c); q.pending {
+			return nil, stuck, ErrEmpty // the rescue lock is busy: look again soon
+		}
+	}
 	for {
 		if !q.holding {
 			st, err := q.claim(c)
@@ -168,7 +189,11 @@ func (q *wqConsumer) claim(c *Receiver) (readiness, error) {
 			if h == cnt {
 				return notReady, c.emptyErr() // everything sent was consumed
 			}
-			// Others hold values. If one of them died, take its value over.
+			// Others hold values, or consumed them: one that died between
+			// its consumed mark and moving head left head behind, and
+			// with a full ring nobody else would move it.
+			q.moveHead(r)
+			// If a holder died, take its value over.
 			if q.rescue(c, min(h, ch), ch) {
 				return ready, nil
 			}
@@ -283,6 +308,12 @@ func (q *wqConsumer) consume(c *Receiver, got bool) {
 	if got {
 		atomic.AddUint64(q.received, 1)
 	}
+	q.moveHead(r)
+	r.wake(&r.send)
+}
+
+// moveHead moves head over the consumed positions at head.
+func (q *wqConsumer) moveHead(r *Ring) {
 	for n := uint64(0); n <= r.capacity; n++ {
 		h := atomic.LoadUint64(r.head)
 		if h >= atomic.LoadUint64(q.claimHead) || !q.consumed(r, h) { // SYNC POINT "consume" (acquire half)
@@ -290,5 +321,4 @@ func (q *wqConsumer) consume(c *Receiver, got bool) {
 		}
 		atomic.CompareAndSwapUint64(r.head, h, h+1)
 	}
-	r.wake(&r.send)
 }
