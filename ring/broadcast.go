@@ -228,6 +228,9 @@ func (q *bcastConsumer) peek(c *Receiver) ([]byte, readiness, error) {
 		}
 		q.writer.reset()
 		b, n, err := c.payloadAt(pos)
+		if (err != nil || n == layout.SlotSkip) && q.drop && q.lapped(c, pos) {
+			continue // the length was the next lap's: the next round reports the lag
+		}
 		if err != nil {
 			return nil, notReady, err
 		}
@@ -239,13 +242,23 @@ func (q *bcastConsumer) peek(c *Receiver) ([]byte, readiness, error) {
 			return b, ready, nil
 		}
 		m := copy(q.stable, b)
-		atomic.AddUint64(&q.fence, 1) // a full barrier: the copy's loads come before the tail's
-		if t := atomic.LoadUint64(r.tail) &^ layout.ClosedBit; t-pos > r.capacity {
-			c.tailCache = t // overwritten while we copied: the next round reports the lag
-			continue
+		if q.lapped(c, pos) {
+			continue // overwritten while we copied: the next round reports the lag
 		}
 		return q.stable[:m], ready, nil
 	}
+}
+
+// lapped reports whether a sender has claimed the next lap of pos's slot
+// (DropOldest), after a full barrier: what was read from the slot before
+// is read before the tail.
+func (q *bcastConsumer) lapped(c *Receiver, pos uint64) bool {
+	atomic.AddUint64(&q.fence, 1)
+	if t := atomic.LoadUint64(c.r.tail) &^ layout.ClosedBit; t-pos > c.r.capacity {
+		c.tailCache = t
+		return true
+	}
+	return false
 }
 
 func errOr(err, other error) error {
