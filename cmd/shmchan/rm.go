@@ -28,6 +28,9 @@ refused unless -f is given (then only the file is removed, no queues).
 is stale: it validates, every role in it is dead or free, it is empty
 (everything sent was received), no process this user can see has it open,
 and it belongs to this user. It prints the name of each region it removes.
+It also removes doorbell queues left without their region (both queues
+there, no region file; found only when /dev/mqueue is mounted), which
+would make a new Create of that name fail.
 Note that a process may have created a region and not yet have used it; if
 it does not keep it open (the library does), -stale cannot tell.
 
@@ -205,6 +208,9 @@ func rmStale(prefix string, dry bool) int {
 			continue
 		}
 		fmt.Printf("removed %s\n", name)
+	}
+	if rmStaleBells(prefix, dry) != 0 {
+		status = 1
 	}
 	return status
 }

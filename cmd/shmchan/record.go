@@ -1,0 +1,219 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/shmchan/shmchan"
+	"github.com/shmchan/shmchan/cmd/shmchan/internal/capture"
+	"github.com/shmchan/shmchan/cmd/shmchan/internal/progress"
+)
+
+const recordUsage = `usage: shmchan record -consume [-count N] [-duration D] [-f] NAME FILE
+
+Records channel NAME into FILE: the slot bytes of every value, each with
+the time the recorder took it, after a header naming the channel's codec,
+type, fingerprint and value size (the format is described in
+cmd/shmchan/PRODUCTION.md). 'shmchan replay' sends a recording back into a
+channel of the same type.
+
+It stops after -count values, after -duration, on Ctrl-C (SIGINT or
+SIGTERM), or when the channel is closed for sending and drained. In every
+case the file is finished properly (its end record written and synced);
+a recording whose recorder was killed lacks the end record, and replay
+says so (replay -partial takes what is there).
+
+Broadcast channels, where a recorder would subscribe without taking
+anything from the other receivers, do not exist yet. Today every channel
+has one receiver that consumes what it takes, so recording needs -consume:
+the recorder takes the receiver role (refused with "role held by a live
+process" while another receiver is alive) and the values it records are
+gone from the channel. Use it for a channel nobody else reads, or one you
+fill for the purpose.
+
+A progress line (values, rate, elapsed) is shown on a terminal, on
+standard error; a summary line is printed on standard output at the end.
+
+  -consume     take the receiver role and consume the values (required
+               for a channel that is not a broadcast channel)
+  -count N     stop after N values (default 0: no limit)
+  -duration D  stop after D, e.g. 30s or 5m (default 0: no limit)
+  -f           overwrite FILE if it exists
+
+Example:
+  shmchan record -consume -count 100000 orders /tmp/orders.rec
+  shmchan replay -rate max /tmp/orders.rec orders-test
+
+Exit status: 0 when the recording was written, 1 on an error, 2 for a
+usage error.
+`
+
+func runRecord(args []string) int {
+	fset := flag.NewFlagSet("shmchan record", flag.ContinueOnError)
+	consume := fset.Bool("consume", false, "take the receiver role and consume")
+	count := fset.Int64("count", 0, "stop after N values")
+	duration := fset.Duration("duration", 0, "stop after this long")
+	force := fset.Bool("f", false, "overwrite FILE")
+	operands, ok, code := parseArgs(fset, args, recordUsage)
+	if !ok {
+		return code
+	}
+	if len(operands) != 2 {
+		fmt.Fprintf(os.Stderr, "shmchan record: want NAME and FILE, got %d arguments\n%s", len(operands), recordUsage)
+		return 2
+	}
+	if *count < 0 || *duration < 0 {
+		fmt.Fprintf(os.Stderr, "shmchan record: -count and -duration must not be negative\n%s", recordUsage)
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	opts := recordOpts{name: operands[0], file: operands[1], consume: *consume, count: *count,
+		duration: *duration, force: *force, line: progress.New(os.Stderr)}
+	res, err := record(ctx, opts)
+	if err != nil {
+		errf("record", "%v", err)
+		return 1
+	}
+	fmt.Printf("recorded %d values (%s) from %s to %s in %v: %s\n",
+		res.count, humanBytes(res.bytes), opts.name, opts.file, res.elapsed.Round(time.Millisecond), res.why)
+	return 0
+}
+
+type recordOpts struct {
+	name, file string
+	consume    bool
+	count      int64
+	duration   time.Duration
+	force      bool
+	line       *progress.Line
+}
+
+type recordResult struct {
+	count   int64
+	bytes   int64
+	elapsed time.Duration
+	why     string // why it stopped
+}
+
+// errNeedConsume: the channel is not a broadcast channel and -consume was
+// not given.
+var errNeedConsume = errors.New("recording would consume the channel's values")
+
+// recordBatch is how many values one Hold asks for.
+const recordBatch = 256
+
+func record(ctx context.Context, o recordOpts) (res recordResult, err error) {
+	conn, err := openRawConn(o.name)
+	if err != nil {
+		return res, err
+	}
+	defer conn.Close()
+	info := conn.Info()
+	if !info.Broadcast && !o.consume {
+		return res, fmt.Errorf("%s is a %s channel: %w taken by its own receiver, which would then never see them. "+
+			"Broadcast channels (a recorder that subscribes without consuming) are not there yet; "+
+			"-consume takes the receiver role and consumes what it records", o.name, topologyName(info.Topology), errNeedConsume)
+	}
+	flags := os.O_WRONLY | os.O_CREATE | os.O_EXCL
+	if o.force {
+		flags = os.O_WRONLY | os.O_CREATE | os.O_TRUNC
+	}
+	f, err := os.OpenFile(o.file, flags, 0o600)
+	if err != nil {
+		if errors.Is(err, os.ErrExist) {
+			return res, fmt.Errorf("%s exists (-f overwrites it)", o.file)
+		}
+		return res, err
+	}
+	defer func() {
+		if cerr := f.Close(); err == nil && cerr != nil {
+			err = cerr
+		}
+	}()
+	start := time.Now()
+	w, err := capture.NewWriter(f, capture.Header{
+		Codec: info.Codec, Type: info.Type, Channel: o.name, Fingerprint: info.Fingerprint,
+		Raw: info.Raw, ValueSize: info.ValueSize, MaxMsg: info.MaxMsg, Capacity: uint64(info.Capacity),
+		Started: start.UnixNano(),
+	})
+	if err != nil {
+		return res, err
+	}
+	if o.duration > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, o.duration)
+		defer cancel()
+	}
+	msgs := make([]rawMsg, recordBatch)
+	res.why = "interrupted"
+	for {
+		want := recordBatch
+		if o.count > 0 {
+			if left := o.count - w.Count(); left < int64(want) {
+				want = int(left)
+			}
+			if want == 0 {
+				res.why = "count reached"
+				break
+			}
+		}
+		n, herr := conn.Hold(ctx, msgs[:want])
+		at := time.Now().UnixNano()
+		for i := 0; i < n; i++ {
+			if err := w.Write(at, msgs[i].Data); err != nil {
+				conn.Release(n)
+				return res, fmt.Errorf("%s: %w", o.file, err)
+			}
+		}
+		if n > 0 {
+			if err := conn.Release(n); err != nil {
+				return res, err
+			}
+		}
+		o.line.Update("record %s: %s", o.name, progress.Rate(uint64(w.Count()), "values", time.Since(start)))
+		if herr != nil {
+			switch {
+			case errors.Is(herr, shmchan.ErrClosed):
+				res.why = "channel closed and drained"
+			case errors.Is(herr, context.DeadlineExceeded) && o.duration > 0:
+				res.why = "duration reached"
+			case ctx.Err() != nil:
+				res.why = "interrupted"
+			default:
+				o.line.Clear()
+				// Finish the file so that what was recorded is usable.
+				w.Close(time.Now().UnixNano())
+				return res, herr
+			}
+			break
+		}
+	}
+	o.line.Set("record %s: %s", o.name, progress.Rate(uint64(w.Count()), "values", time.Since(start)))
+	o.line.Done()
+	if err := w.Close(time.Now().UnixNano()); err != nil {
+		return res, fmt.Errorf("%s: %w", o.file, err)
+	}
+	if err := f.Sync(); err != nil {
+		return res, fmt.Errorf("%s: %w", o.file, err)
+	}
+	res.count, res.bytes, res.elapsed = w.Count(), w.Size(), time.Since(start)
+	return res, nil
+}
+
+// topologyName is the topology as people write it.
+func topologyName(t string) string {
+	switch t {
+	case "spsc":
+		return "single-producer (SPSC)"
+	case "mpsc":
+		return "multi-producer (MPSC)"
+	}
+	return t
+}
