@@ -3,6 +3,7 @@ package shmchan
 import (
 	"context"
 
+	"github.com/shmchan/shmchan/internal/region"
 	"github.com/shmchan/shmchan/ring"
 )
 
@@ -34,7 +35,7 @@ func (c *Chan[T]) Sender() (_ *Sender[T], err error) {
 			c.smu.Unlock()
 		}
 	}()
-	defer ring.Recover(&err, ring.Protect())
+	defer region.Recover(&err, region.Protect())
 	s, err := c.sender()
 	if err != nil {
 		return nil, err
@@ -51,7 +52,7 @@ func (c *Chan[T]) Receiver() (_ *Receiver[T], err error) {
 			c.rmu.Unlock()
 		}
 	}()
-	defer ring.Recover(&err, ring.Protect())
+	defer region.Recover(&err, region.Protect())
 	r, err := c.receiver()
 	if err != nil {
 		return nil, err
@@ -91,7 +92,7 @@ func (x *Sender[T]) Send(ctx context.Context, v T) (err error) {
 	if err := x.c.usable(x.done); err != nil {
 		return err
 	}
-	defer ring.Recover(&err, ring.Protect())
+	defer region.Recover(&err, region.Protect())
 	return x.c.sendOne(x.s, ctx, &v, true)
 }
 
@@ -100,7 +101,7 @@ func (x *Sender[T]) TrySend(v T) (err error) {
 	if err := x.c.usable(x.done); err != nil {
 		return err
 	}
-	defer ring.Recover(&err, ring.Protect())
+	defer region.Recover(&err, region.Protect())
 	return x.c.sendOne(x.s, context.Background(), &v, false)
 }
 
@@ -109,7 +110,7 @@ func (x *Sender[T]) SendBatch(ctx context.Context, vs []T) (n int, err error) {
 	if err := x.c.usable(x.done); err != nil {
 		return 0, err
 	}
-	defer ring.Recover(&err, ring.Protect())
+	defer region.Recover(&err, region.Protect())
 	return x.c.sendBatch(x.s, ctx, vs)
 }
 
@@ -118,7 +119,7 @@ func (x *Sender[T]) SendFunc(ctx context.Context, fill func(*T)) (err error) {
 	if err := x.c.usable(x.done); err != nil {
 		return err
 	}
-	defer ring.Recover(&err, ring.Protect())
+	defer region.Recover(&err, region.Protect())
 	return x.c.sendFunc(x.s, ctx, fill)
 }
 
@@ -127,7 +128,7 @@ func (x *Receiver[T]) Recv(ctx context.Context) (v T, err error) {
 	if err := x.c.usable(x.done); err != nil {
 		return v, err
 	}
-	defer ring.Recover(&err, ring.Protect())
+	defer region.Recover(&err, region.Protect())
 	err = x.c.recvOne(x.r, ctx, &v, true)
 	return v, err
 }
@@ -137,7 +138,7 @@ func (x *Receiver[T]) TryRecv() (v T, err error) {
 	if err := x.c.usable(x.done); err != nil {
 		return v, err
 	}
-	defer ring.Recover(&err, ring.Protect())
+	defer region.Recover(&err, region.Protect())
 	err = x.c.recvOne(x.r, context.Background(), &v, false)
 	return v, err
 }
@@ -147,7 +148,7 @@ func (x *Receiver[T]) RecvBatch(ctx context.Context, vs []T) (n int, err error) 
 	if err := x.c.usable(x.done); err != nil {
 		return 0, err
 	}
-	defer ring.Recover(&err, ring.Protect())
+	defer region.Recover(&err, region.Protect())
 	return x.c.recvBatch(x.r, ctx, vs)
 }
 
@@ -156,6 +157,6 @@ func (x *Receiver[T]) RecvFunc(ctx context.Context, read func(*T)) (err error) {
 	if err := x.c.usable(x.done); err != nil {
 		return err
 	}
-	defer ring.Recover(&err, ring.Protect())
+	defer region.Recover(&err, region.Protect())
 	return x.c.recvFunc(x.r, ctx, read)
 }

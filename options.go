@@ -15,7 +15,7 @@ type WaitMode int
 const (
 	// WaitFutex (the default) spins briefly, then sleeps on a shared futex
 	// in the region. A busy channel makes no system call.
-	WaitFutex WaitMode = layout.WaitFutex
+	WaitFutex WaitMode = WaitMode(layout.WaitFutex)
 	// WaitMQ spins briefly, then sleeps on a POSIX message queue used as a
 	// doorbell: /<name>.rx for the receiver, /<name>.tx for senders,
 	// created with the region's mode and removed by Unlink. A blocked call
@@ -25,11 +25,11 @@ const (
 	// mappings), or where you want the wake-ups visible as ordinary kernel
 	// objects (mq_getattr shows pending rings). It costs a system call per
 	// sleep and per wake, like futex; a busy channel makes none either way.
-	WaitMQ WaitMode = layout.WaitMQ
+	WaitMQ WaitMode = WaitMode(layout.WaitMQ)
 	// WaitSpin never sleeps: a blocked call spins (yielding the processor
 	// now and then) until it can go on. Lowest latency, one busy core per
 	// blocked side.
-	WaitSpin WaitMode = layout.WaitSpin
+	WaitSpin WaitMode = WaitMode(layout.WaitSpin)
 )
 
 func (w WaitMode) String() string {
@@ -67,6 +67,7 @@ type options struct {
 	spin                        time.Duration
 	stuck                       time.Duration
 	foreign                     bool
+	adopt                       bool // OpenRaw: take the region's type, whatever it is
 }
 
 // WithCapacity sets the number of slots, rounded up to a power of two.

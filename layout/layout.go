@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math/bits"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/cespare/xxhash/v2"
@@ -124,23 +125,71 @@ const (
 	SlotSkip = uint32(1) << 31
 )
 
+// Mode is a region's topology.
+type Mode uint32
+
 // Modes.
 const (
-	ModeSPSC = 0
-	ModeMPSC = 1
+	ModeSPSC Mode = 0 // one sender, one receiver
+	ModeMPSC Mode = 1 // many senders, one receiver
 )
+
+func (m Mode) String() string {
+	switch m {
+	case ModeSPSC:
+		return "spsc"
+	case ModeMPSC:
+		return "mpsc"
+	}
+	return fmt.Sprintf("mode(%d)", uint32(m))
+}
+
+// Wait is how a region's blocked sides sleep and are woken.
+type Wait uint32
 
 // Wait modes.
 const (
-	WaitFutex = 0
-	WaitMQ    = 1
-	WaitSpin  = 2
+	WaitFutex Wait = 0 // a shared futex on a word of the region
+	WaitMQ    Wait = 1 // POSIX message queues as doorbells
+	WaitSpin  Wait = 2 // never sleep
 )
+
+func (w Wait) String() string {
+	switch w {
+	case WaitFutex:
+		return "futex"
+	case WaitMQ:
+		return "mq"
+	case WaitSpin:
+		return "spin"
+	}
+	return fmt.Sprintf("wait(%d)", uint32(w))
+}
+
+// Flags are a region's feature bits.
+type Flags uint32
 
 // Flags.
 const (
-	FlagRaw = 1 << 0 // values are raw bytes of a pointer-free T: in-place access allowed
+	FlagRaw Flags = 1 << 0 // values are raw bytes of a pointer-free T: in-place access allowed
+
+	knownFlags = FlagRaw
 )
+
+// String names the flags set, "-" for none; unknown bits are shown in hex.
+func (f Flags) String() string {
+	var parts []string
+	if f&FlagRaw != 0 {
+		parts = append(parts, "raw")
+	}
+	if rest := f &^ knownFlags; rest != 0 {
+		parts = append(parts, fmt.Sprintf("%#x", uint32(rest)))
+	}
+	if len(parts) == 0 {
+		return "-"
+	}
+	return strings.Join(parts, ",")
+}
 
 // Limits. They keep every size computation far from overflow and every
 // 32-bit sequence comparison unambiguous.
@@ -153,13 +202,13 @@ const (
 
 // Header is the decoded immutable header plus the derived geometry.
 type Header struct {
-	Mode        uint32
-	Wait        uint32
+	Mode        Mode
+	Wait        Wait
 	Capacity    uint64
 	SlotSize    uint32
 	MaxMsg      uint32
 	Producers   uint32
-	Flags       uint32
+	Flags       Flags
 	Fingerprint uint64
 	CreatorPID  uint32
 	CreatorUID  uint32
@@ -170,6 +219,11 @@ type Header struct {
 	// Derived (and checked against the stored values by Validate).
 	DataOffset uint32
 	TotalSize  uint64
+
+	// Checksum is the sealed header's checksum (set by Encode and Peek). It
+	// covers the creator's pid and creation time, so it identifies one
+	// creation of a region: a name unlinked and created again gets another.
+	Checksum uint64
 }
 
 // SlotSizeFor returns the slot stride for payloads of up to maxMsg bytes.
@@ -205,8 +259,8 @@ func (h *Header) Geometry() error {
 		return fmt.Errorf("%w: SPSC region with %d sender entries", ErrCorrupt, h.Producers)
 	case h.Producers == 0 || h.Producers > MaxProducers:
 		return fmt.Errorf("%w: %d sender entries not in [1, %d]", ErrCorrupt, h.Producers, MaxProducers)
-	case h.Flags&^FlagRaw != 0:
-		return fmt.Errorf("%w: unknown flags %#x", ErrCorrupt, h.Flags)
+	case h.Flags&^knownFlags != 0:
+		return fmt.Errorf("%w: unknown flags %#x", ErrCorrupt, uint32(h.Flags))
 	}
 	h.SlotSize = SlotSizeFor(h.MaxMsg)
 	h.DataOffset = DataOffsetFor(h.Producers)
@@ -229,13 +283,13 @@ func (h *Header) Encode(b []byte) {
 	copy(b[OffMagic:], Magic)
 	le.PutUint32(b[OffVersion:], Version)
 	le.PutUint32(b[OffDataOffset:], h.DataOffset)
-	le.PutUint32(b[OffMode:], h.Mode)
-	le.PutUint32(b[OffWait:], h.Wait)
+	le.PutUint32(b[OffMode:], uint32(h.Mode))
+	le.PutUint32(b[OffWait:], uint32(h.Wait))
 	le.PutUint64(b[OffCapacity:], h.Capacity)
 	le.PutUint32(b[OffSlotSize:], h.SlotSize)
 	le.PutUint32(b[OffMaxMsg:], h.MaxMsg)
 	le.PutUint32(b[OffProducers:], h.Producers)
-	le.PutUint32(b[OffFlags:], h.Flags)
+	le.PutUint32(b[OffFlags:], uint32(h.Flags))
 	le.PutUint64(b[OffFingerprint:], h.Fingerprint)
 	le.PutUint64(b[OffTotalSize:], h.TotalSize)
 	le.PutUint32(b[OffCreatorPID:], h.CreatorPID)
@@ -243,7 +297,8 @@ func (h *Header) Encode(b []byte) {
 	le.PutUint64(b[OffCreated:], uint64(h.Created))
 	putString(b[OffCodecName:OffTypeName], h.CodecName)
 	putString(b[OffTypeName:OffChecksum], h.TypeName)
-	le.PutUint64(b[OffChecksum:], Checksum(b))
+	h.Checksum = Checksum(b)
+	le.PutUint64(b[OffChecksum:], h.Checksum)
 }
 
 // Checksum returns the xxhash64 of the header bytes before OffChecksum.
@@ -287,6 +342,59 @@ func Validate(region []byte, fileSize int64) (Header, error) {
 	return h, nil
 }
 
+// Stored is a header exactly as the bytes hold it: every field, nothing
+// checked. Tools show it for damaged regions; Peek decodes through it, so
+// the field list exists once.
+type Stored struct {
+	Magic       string
+	Version     uint32
+	DataOffset  uint32
+	Mode        Mode
+	Wait        Wait
+	Capacity    uint64
+	SlotSize    uint32
+	MaxMsg      uint32
+	Producers   uint32
+	Flags       Flags
+	Fingerprint uint64
+	TotalSize   uint64
+	CreatorPID  uint32
+	CreatorUID  uint32
+	Created     int64
+	CodecName   string
+	TypeName    string
+	Checksum    uint64 // as stored
+	Computed    uint64 // recomputed over the stored bytes
+}
+
+// Decode reads the fields of the first HeaderSize bytes of b (a private
+// copy: the caller must not pass shared memory a peer may be writing)
+// without checking any of them.
+func Decode(b *[HeaderSize]byte) Stored {
+	le := binary.LittleEndian
+	return Stored{
+		Magic:       string(b[OffMagic : OffMagic+8]),
+		Version:     le.Uint32(b[OffVersion:]),
+		DataOffset:  le.Uint32(b[OffDataOffset:]),
+		Mode:        Mode(le.Uint32(b[OffMode:])),
+		Wait:        Wait(le.Uint32(b[OffWait:])),
+		Capacity:    le.Uint64(b[OffCapacity:]),
+		SlotSize:    le.Uint32(b[OffSlotSize:]),
+		MaxMsg:      le.Uint32(b[OffMaxMsg:]),
+		Producers:   le.Uint32(b[OffProducers:]),
+		Flags:       Flags(le.Uint32(b[OffFlags:])),
+		Fingerprint: le.Uint64(b[OffFingerprint:]),
+		TotalSize:   le.Uint64(b[OffTotalSize:]),
+		CreatorPID:  le.Uint32(b[OffCreatorPID:]),
+		CreatorUID:  le.Uint32(b[OffCreatorUID:]),
+		Created:     int64(le.Uint64(b[OffCreated:])),
+		CodecName:   getString(b[OffCodecName:OffTypeName]),
+		TypeName:    getString(b[OffTypeName:OffChecksum]),
+		Checksum:    le.Uint64(b[OffChecksum:]),
+		Computed:    Checksum(b[:]),
+	}
+}
+
 // Peek runs every check of Validate but the size check: magic, version,
 // checksum, parameters. Tools use it on the first HeaderSize bytes to learn
 // how much to map.
@@ -296,41 +404,42 @@ func Peek(region []byte) (Header, error) {
 	}
 	var b [HeaderSize]byte
 	copy(b[:], region)
-	if string(b[OffMagic:OffMagic+8]) != Magic {
-		return Header{}, fmt.Errorf("%w: bad magic %q", ErrCorrupt, b[OffMagic:OffMagic+8])
+	d := Decode(&b)
+	if d.Magic != Magic {
+		return Header{}, fmt.Errorf("%w: bad magic %q", ErrCorrupt, d.Magic)
 	}
-	le := binary.LittleEndian
-	if v := le.Uint32(b[OffVersion:]); v != Version {
-		return Header{}, fmt.Errorf("%w: layout version %d, this code reads version %d", ErrIncompatible, v, Version)
+	if d.Version != Version {
+		return Header{}, fmt.Errorf("%w: layout version %d, this code reads version %d", ErrIncompatible, d.Version, Version)
 	}
-	if got, want := le.Uint64(b[OffChecksum:]), Checksum(b[:]); got != want {
-		return Header{}, fmt.Errorf("%w: header checksum %#x, computed %#x", ErrCorrupt, got, want)
+	if d.Checksum != d.Computed {
+		return Header{}, fmt.Errorf("%w: header checksum %#x, computed %#x", ErrCorrupt, d.Checksum, d.Computed)
 	}
 	h := Header{
-		Mode:        le.Uint32(b[OffMode:]),
-		Wait:        le.Uint32(b[OffWait:]),
-		Capacity:    le.Uint64(b[OffCapacity:]),
-		MaxMsg:      le.Uint32(b[OffMaxMsg:]),
-		Producers:   le.Uint32(b[OffProducers:]),
-		Flags:       le.Uint32(b[OffFlags:]),
-		Fingerprint: le.Uint64(b[OffFingerprint:]),
-		CreatorPID:  le.Uint32(b[OffCreatorPID:]),
-		CreatorUID:  le.Uint32(b[OffCreatorUID:]),
-		Created:     int64(le.Uint64(b[OffCreated:])),
-		CodecName:   getString(b[OffCodecName:OffTypeName]),
-		TypeName:    getString(b[OffTypeName:OffChecksum]),
+		Mode:        d.Mode,
+		Wait:        d.Wait,
+		Capacity:    d.Capacity,
+		MaxMsg:      d.MaxMsg,
+		Producers:   d.Producers,
+		Flags:       d.Flags,
+		Fingerprint: d.Fingerprint,
+		CreatorPID:  d.CreatorPID,
+		CreatorUID:  d.CreatorUID,
+		Created:     d.Created,
+		CodecName:   d.CodecName,
+		TypeName:    d.TypeName,
+		Checksum:    d.Checksum,
 	}
 	if err := h.Geometry(); err != nil {
 		return Header{}, err
 	}
-	if s := le.Uint32(b[OffSlotSize:]); s != h.SlotSize {
-		return Header{}, fmt.Errorf("%w: slot size %d, parameters give %d", ErrCorrupt, s, h.SlotSize)
+	if d.SlotSize != h.SlotSize {
+		return Header{}, fmt.Errorf("%w: slot size %d, parameters give %d", ErrCorrupt, d.SlotSize, h.SlotSize)
 	}
-	if d := le.Uint32(b[OffDataOffset:]); d != h.DataOffset {
-		return Header{}, fmt.Errorf("%w: data offset %d, parameters give %d", ErrCorrupt, d, h.DataOffset)
+	if d.DataOffset != h.DataOffset {
+		return Header{}, fmt.Errorf("%w: data offset %d, parameters give %d", ErrCorrupt, d.DataOffset, h.DataOffset)
 	}
-	if t := le.Uint64(b[OffTotalSize:]); t != h.TotalSize {
-		return Header{}, fmt.Errorf("%w: total size %d, parameters give %d", ErrCorrupt, t, h.TotalSize)
+	if d.TotalSize != h.TotalSize {
+		return Header{}, fmt.Errorf("%w: total size %d, parameters give %d", ErrCorrupt, d.TotalSize, h.TotalSize)
 	}
 	return h, nil
 }

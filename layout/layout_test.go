@@ -489,7 +489,7 @@ func TestValidateErrors(t *testing.T) {
 		return func(b []byte) { binary.LittleEndian.PutUint64(b[off:], v) }
 	}
 	spsc := func(b []byte) { // testHeader with one sender entry and mode SPSC
-		binary.LittleEndian.PutUint32(b[OffMode:], ModeSPSC)
+		binary.LittleEndian.PutUint32(b[OffMode:], uint32(ModeSPSC))
 	}
 	params := []struct {
 		name  string
@@ -514,7 +514,7 @@ func TestValidateErrors(t *testing.T) {
 		{"MPSC producers > max", []func([]byte){put32(OffProducers, MaxProducers+1)}, "4097 sender entries not in"},
 		{"MPSC producers huge", []func([]byte){put32(OffProducers, ^uint32(0))}, "sender entries not in"},
 		{"flags 2", []func([]byte){put32(OffFlags, 2)}, "unknown flags 0x2"},
-		{"flags high", []func([]byte){put32(OffFlags, FlagRaw|1<<31)}, "unknown flags 0x80000001"},
+		{"flags high", []func([]byte){put32(OffFlags, uint32(FlagRaw)|1<<31)}, "unknown flags 0x80000001"},
 		{"slot size +8", []func([]byte){put32(OffSlotSize, uint32(h0.SlotSize+8))}, "slot size"},
 		{"slot size 0", []func([]byte){put32(OffSlotSize, 0)}, "slot size"},
 		{"data offset +64", []func([]byte){put32(OffDataOffset, h0.DataOffset+64)}, "data offset"},
@@ -702,12 +702,12 @@ func TestGeometryProperty(t *testing.T) {
 	valid := 0
 	for range 200000 {
 		h := Header{
-			Mode:      u32(2),
-			Wait:      u32(3),
+			Mode:      Mode(u32(2)),
+			Wait:      Wait(u32(3)),
 			Capacity:  u64(),
 			MaxMsg:    u32(MaxMsg),
 			Producers: u32(MaxProducers),
-			Flags:     u32(2),
+			Flags:     Flags(u32(2)),
 		}
 		if rng.IntN(3) == 0 {
 			h.MaxMsg = rng.Uint32N(1 << 12)
@@ -865,9 +865,9 @@ func TestFormatC(t *testing.T) {
 	check("offsetof(struct shmchan_slot, payload)", SlotHeaderSize)
 	check("SHMCHAN_VERSION", Version)
 	check("SHMCHAN_READY", ReadyValue)
-	check("SHMCHAN_MODE_MPSC", ModeMPSC)
-	check("SHMCHAN_WAIT_SPIN", WaitSpin)
-	check("SHMCHAN_FLAG_RAW", FlagRaw)
+	check("SHMCHAN_MODE_MPSC", int(ModeMPSC))
+	check("SHMCHAN_WAIT_SPIN", int(WaitSpin))
+	check("SHMCHAN_FLAG_RAW", int(FlagRaw))
 	check("SHMCHAN_MAX_PRODUCERS", MaxProducers)
 	fmt.Fprintf(&src, "_Static_assert(SHMCHAN_CLOSED == %#xull, \"closed\");\n", ClosedBit)
 	fmt.Fprintf(&src, "_Static_assert(SHMCHAN_SLOT_SKIP == %#xu, \"skip\");\n", SlotSkip)

@@ -32,7 +32,7 @@
 // the index with an acquire load (sync/atomic) before it reads the payload.
 // Releasing a slot is the mirror image: the receiver's reads come before its
 // release store of head, and a sender reads head before writing the slot.
-// On amd64 the release store is a plain MOV (see store_amd64.go for why
+// On amd64 the release store is a plain MOV (see publish_amd64.go for why
 // that is enough, and how the wake-up protocol gets the StoreLoad ordering
 // it needs from membarrier(2) instead of a fence per message).
 //

@@ -25,7 +25,7 @@ var errFuzzAlive = errors.New("fuzz: liveness check failed")
 
 // fuzzGeometry decodes the parameter byte: the capacity, the largest
 // payload, the number of sender entries (MPSC) and how Alive behaves.
-func fuzzGeometry(mode uint32, params uint8) (capacity uint64, maxMsg, producers uint32, alive uint8) {
+func fuzzGeometry(mode layout.Mode, params uint8) (capacity uint64, maxMsg, producers uint32, alive uint8) {
 	capacity = 1 << (params & 3)
 	maxMsg = [4]uint32{1, 8, 16, 40}[params>>2&3]
 	producers = 1
@@ -80,7 +80,7 @@ const (
 )
 
 // fuzzRing is the body shared by both targets.
-func fuzzRing(t *testing.T, mode uint32, params uint8, image, ops []byte) {
+func fuzzRing(t *testing.T, mode layout.Mode, params uint8, image, ops []byte) {
 	capacity, maxMsg, producers, aliveKind := fuzzGeometry(mode, params)
 	mem, h := region(t, mode, layout.WaitFutex, capacity, maxMsg, producers)
 	copy(mem[layout.OffReady:], image)
@@ -383,7 +383,7 @@ func fuzzRing(t *testing.T, mode uint32, params uint8, image, ops []byte) {
 
 // fuzzSeeds adds inputs that start from states worth mutating: an empty
 // region, one a normal run left behind, and classic lies.
-func fuzzSeeds(f *testing.F, mode uint32) {
+func fuzzSeeds(f *testing.F, mode layout.Mode) {
 	tail := layout.OffTail - layout.OffReady
 	head := layout.OffHead - layout.OffReady
 	basic := []byte{opReserve, 8, opReserve, 3, opPeek, opPeekN, 4, opReserveN, 5, 2, opPeekBlock, opLenStats,

@@ -43,7 +43,7 @@ func (b chanBell) Wait(ctx context.Context, timeout time.Duration) error {
 }
 
 // region builds a region image on plain Go memory.
-func region(t testing.TB, mode uint32, wait uint32, capacity uint64, maxMsg uint32, producers uint32) ([]byte, layout.Header) {
+func region(t testing.TB, mode layout.Mode, wait layout.Wait, capacity uint64, maxMsg uint32, producers uint32) ([]byte, layout.Header) {
 	t.Helper()
 	h := layout.Header{Mode: mode, Wait: wait, Capacity: capacity, MaxMsg: maxMsg, Producers: producers, Flags: layout.FlagRaw}
 	if err := h.Geometry(); err != nil {
@@ -74,7 +74,7 @@ func newRing(t testing.TB, mem []byte, h layout.Header, cfg Config) *Ring {
 
 var waitModes = []struct {
 	name string
-	mode uint32
+	mode layout.Wait
 }{{"futex", layout.WaitFutex}, {"mq", layout.WaitMQ}, {"spin", layout.WaitSpin}}
 
 func put(s *Sender, ctx context.Context, v uint64) error {

@@ -26,6 +26,12 @@ type Options struct {
 	// caller's effective uid (Open only).
 	AllowForeignOwner bool
 
+	// ReadOnly opens the object for reading only (Open only): Map then
+	// maps it PROT_READ, and the object can be inspected without write
+	// permission. Role locks cannot be taken through it; LockHeld and
+	// HeldRange work.
+	ReadOnly bool
+
 	// Dir replaces Dir ("/dev/shm") as the directory holding the object.
 	// Empty means Dir. For tests on a private tmpfs.
 	Dir string
@@ -47,9 +53,10 @@ type Object struct {
 	name string // without the leading slash
 	path string
 
-	mu  sync.Mutex
-	fd  int    // -1 once closed
-	mem []byte // the mapping, nil when unmapped
+	mu       sync.Mutex
+	fd       int    // -1 once closed
+	mem      []byte // the mapping, nil when unmapped
+	readOnly bool
 }
 
 // Create creates the object called name with the given size and opens it.
@@ -179,7 +186,11 @@ func Open(name string, o Options) (*Object, error) {
 	}
 	path, _ := PathIn(o.Dir, base)
 
-	fd, err := openFile(path, unix.O_RDWR|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC|unix.O_NOCTTY, 0)
+	access := unix.O_RDWR
+	if o.ReadOnly {
+		access = unix.O_RDONLY
+	}
+	fd, err := openFile(path, access|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC|unix.O_NOCTTY, 0)
 	if err != nil {
 		switch {
 		case errors.Is(err, unix.ELOOP):
@@ -196,7 +207,7 @@ func Open(name string, o Options) (*Object, error) {
 		_ = unix.Close(fd)
 		return nil, err
 	}
-	return &Object{name: base, path: path, fd: fd}, nil
+	return &Object{name: base, path: path, fd: fd, readOnly: o.ReadOnly}, nil
 }
 
 // checkOpened verifies that fd is a regular file owned by the caller.
@@ -268,7 +279,8 @@ func (o *Object) Stat() (Info, error) {
 	}, nil
 }
 
-// Map maps the first size bytes of the object, shared and read-write, and
+// Map maps the first size bytes of the object, shared and read-write (read
+// only for an object opened ReadOnly), and
 // returns them. The file must be at least size bytes long (checked with
 // fstat; ErrTooSmall otherwise) and size must be positive. An Object holds
 // one mapping at a time (ErrAlreadyMapped); Unmap or Close releases it, after
@@ -292,7 +304,11 @@ func (o *Object) Map(size int) ([]byte, error) {
 	if int64(size) > st.Size {
 		return nil, fmt.Errorf("shm: map %s: %w: want %d bytes, file has %d", o.path, ErrTooSmall, size, st.Size)
 	}
-	mem, err := unix.Mmap(o.fd, 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	prot := unix.PROT_READ | unix.PROT_WRITE
+	if o.readOnly {
+		prot = unix.PROT_READ
+	}
+	mem, err := unix.Mmap(o.fd, 0, size, prot, unix.MAP_SHARED)
 	if err != nil {
 		return nil, fmt.Errorf("shm: map %s: mmap %d bytes: %w", o.path, size, err)
 	}

@@ -88,7 +88,7 @@ func printLs(regions []*region) {
 		if r.Valid {
 			typ, codec = orDash(r.hdr.TypeName), orDash(r.hdr.CodecName)
 			fp = fmt.Sprintf("%016x", r.hdr.Fingerprint)
-			mode = modeName(r.hdr.Mode)
+			mode = modeName((r.hdr.Mode))
 			capacity = fmt.Sprint(r.hdr.Capacity)
 			if r.Counters != nil {
 				if n, ok := r.Counters.fill(r.hdr.Capacity); ok {

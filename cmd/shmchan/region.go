@@ -29,9 +29,9 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/shmchan/shmchan"
+	iregion "github.com/shmchan/shmchan/internal/region"
 	"github.com/shmchan/shmchan/layout"
 	"github.com/shmchan/shmchan/mq"
-	"github.com/shmchan/shmchan/ring"
 	"github.com/shmchan/shmchan/shm"
 )
 
@@ -157,7 +157,7 @@ func (h *handle) load32(off int) (uint32, bool) {
 // per entry.
 func (h *handle) heldEntries(n int) (map[int]bool, error) {
 	held := map[int]bool{}
-	base := int64(shmchan.RoleLockBase)
+	base := int64(layout.RoleLockBase)
 	todo := [][2]int64{{base, base + int64(n)}}
 	for len(todo) > 0 {
 		start, end := todo[len(todo)-1][0], todo[len(todo)-1][1]
@@ -253,7 +253,7 @@ func decodeRaw(b []byte) rawHeader {
 		Checksum:    le.Uint64(b[layout.OffChecksum:]),
 		Computed:    layout.Checksum(b),
 	}
-	h.ModeName, h.WaitName = modeName(h.Mode), waitName(h.Wait)
+	h.ModeName, h.WaitName = modeName(layout.Mode(h.Mode)), waitName(layout.Wait(h.Wait))
 	h.FPHex = fmt.Sprintf("%016x", h.Fingerprint)
 	h.ChecksumHex, h.ComputedHex = fmt.Sprintf("%016x", h.Checksum), fmt.Sprintf("%016x", h.Computed)
 	return h
@@ -503,7 +503,7 @@ func (r *region) read(h *handle) error {
 			r.Valid, r.err = false, fault
 		}
 	}()
-	defer ring.Recover(&fault, ring.Protect()) // runs first: a fault becomes fault
+	defer iregion.Recover(&fault, iregion.Protect()) // runs first: a fault becomes fault
 
 	if len(h.mem) < len(layout.Magic) || string(h.mem[:len(layout.Magic)]) != layout.Magic {
 		return errNotRegion
@@ -575,23 +575,9 @@ func (r *region) liveRoles() []roleInfo {
 }
 
 // modeName and waitName name the header's mode and wait fields.
-func modeName(m uint32) string {
-	switch m {
-	case layout.ModeSPSC:
-		return "SPSC"
-	case layout.ModeMPSC:
-		return "MPSC"
-	}
-	return fmt.Sprintf("mode(%d)", m)
-}
+func modeName(m layout.Mode) string { return strings.ToUpper(m.String()) }
 
-func waitName(w uint32) string {
-	switch w {
-	case layout.WaitFutex, layout.WaitMQ, layout.WaitSpin:
-		return shmchan.WaitMode(w).String()
-	}
-	return fmt.Sprintf("wait(%d)", w)
-}
+func waitName(w layout.Wait) string { return w.String() }
 
 var (
 	userNames  = map[uint32]string{}

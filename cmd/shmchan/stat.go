@@ -94,8 +94,8 @@ func printStat(w io.Writer, r *region) {
 		section("header")
 		line("magic", "%q", h.Magic)
 		line("version", "%d (this tool reads %d)", h.Version, layout.Version)
-		line("mode", "%s", modeName(h.Mode))
-		line("wait", "%s", waitName(h.Wait))
+		line("mode", "%s", h.ModeName)
+		line("wait", "%s", h.WaitName)
 		line("capacity", "%d slots", h.Capacity)
 		line("max message", "%d bytes", h.MaxMsg)
 		line("slot size", "%d bytes", h.SlotSize)
@@ -194,9 +194,9 @@ func printStat(w io.Writer, r *region) {
 
 func flagNames(f uint32) string {
 	var names []string
-	if f&layout.FlagRaw != 0 {
+	if f&uint32(layout.FlagRaw) != 0 {
 		names = append(names, "raw")
-		f &^= layout.FlagRaw
+		f &^= uint32(layout.FlagRaw)
 	}
 	if f != 0 {
 		names = append(names, fmt.Sprintf("unknown %#x", f))

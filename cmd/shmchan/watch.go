@@ -11,8 +11,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	iregion "github.com/shmchan/shmchan/internal/region"
 	"github.com/shmchan/shmchan/layout"
-	"github.com/shmchan/shmchan/ring"
 )
 
 const watchUsage = `usage: shmchan watch [-interval 1s] [-n N] NAME
@@ -116,7 +116,7 @@ func (w *watcher) sample() (s sample, err error) {
 	if size := w.h.size(); size < int64(len(w.h.mem)) {
 		return s, fmt.Errorf("the region was truncated to %d bytes under its users", size)
 	}
-	defer ring.Recover(&err, ring.Protect())
+	defer iregion.Recover(&err, iregion.Protect())
 	s.at = time.Now()
 	c, ok := w.h.readCounters()
 	if !ok {

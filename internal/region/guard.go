@@ -1,8 +1,10 @@
-package ring
+package region
 
 import (
 	"fmt"
 	"runtime/debug"
+
+	"github.com/shmchan/shmchan/layout"
 )
 
 // Shared memory can vanish under a mapping: a peer that ftruncates the
@@ -24,18 +26,9 @@ func Recover(err *error, old bool) {
 	debug.SetPanicOnFault(old)
 	if r := recover(); r != nil {
 		if f, ok := r.(interface{ Addr() uintptr }); ok {
-			*err = fmt.Errorf("%w: memory fault at %#x: the region was truncated under its mapping", ErrCorrupt, f.Addr())
+			*err = fmt.Errorf("%w: memory fault at %#x: the region was truncated under its mapping", layout.ErrCorrupt, f.Addr())
 			return
 		}
 		panic(r)
 	}
-}
-
-// protected runs f with faults turned into a dropped error: for callbacks
-// on other goroutines (context wake-ups), where there is no caller to
-// report to. The caller's own next access reports the fault.
-func protected(f func()) {
-	var err error
-	defer Recover(&err, Protect())
-	f()
 }

@@ -18,7 +18,7 @@ func publish64(p *uint64, v uint64) { atomicStore64(p, v) }
 func publish32(p *uint32, v uint32) { atomicStore32(p, v) }
 
 // A race-enabled amd64 binary may share a region with a normal build whose
-// publishers use plain stores (see store_amd64.go), so its sleepers still
+// publishers use plain stores (see publish_amd64.go), so its sleepers still
 // issue the barrier, or poll if they cannot.
 var amd64Barrier = runtime.GOARCH == "amd64" && futex.RegisterBarrier()
 

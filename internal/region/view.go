@@ -1,0 +1,242 @@
+package region
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"sync/atomic"
+
+	"github.com/shmchan/shmchan/layout"
+	"github.com/shmchan/shmchan/mq"
+	"github.com/shmchan/shmchan/ring"
+	"github.com/shmchan/shmchan/shm"
+)
+
+// ErrNotRegion: the object at a name is not a shmchan region (no magic),
+// or not a regular file at all.
+var ErrNotRegion = errors.New("not a shmchan region")
+
+// ErrNotReady: the header is there but the creator has not published the
+// ready word (it is still writing, or it died half-way).
+var ErrNotReady = errors.New("creator has not published the region (ready word not set)")
+
+// maxViewed bounds what a View maps: the header, the mutable words and
+// every possible role entry, never the slots.
+const maxViewed = layout.OffRoles + (1+layout.MaxProducers)*layout.LineSize
+
+// View is a read-only look at a region, for tools: the object opened
+// O_RDONLY, whoever owns it, and its first pages mapped PROT_READ. A View
+// never writes the region and never takes a role.
+type View struct {
+	name string // without the leading slash
+	obj  *shm.Object
+	mem  []byte // nil for a file too short to map
+}
+
+// Snapshot is everything a View found at one name, each word read once.
+type Snapshot struct {
+	Name string   // without the leading slash
+	Path string   // /dev/shm/<name>
+	File shm.Info // fstat of the object
+
+	// Stored is the header as its bytes are (nil if the file is shorter
+	// than a header). Header is it validated, when Err is nil: magic,
+	// version, checksum, parameters, file size, ready word, all as the
+	// library checks them.
+	Stored *layout.Stored
+	Header layout.Header
+	Err    error
+	Ready  bool
+
+	// Stats are the counters (nil if the file is too short to hold them).
+	Stats *ring.Stats
+	// Roles are the entries in use or used (a non-zero pid or a held
+	// lock); beyond the header's entries, held locks are listed too.
+	Roles []Role
+	// AnyHeld: some role lock in the whole possible range is held, whatever
+	// the header says (a safety check for removing damaged regions).
+	AnyHeld bool
+	// Bells are the doorbell queues of a valid WaitMQ region.
+	Bells []Bell
+}
+
+// Valid reports whether the region passed every check.
+func (s *Snapshot) Valid() bool { return s.Err == nil }
+
+// Role is one role entry: what its holder recorded, and whether its lock
+// is held by a live process.
+type Role struct {
+	Index int // 0: receiver, 1..: senders
+	ring.Entry
+	Alive bool
+}
+
+// Sleeping reports whether the entry's holder counted itself asleep.
+func (r Role) Sleeping() bool { return r.Flags&layout.RoleSleeping != 0 }
+
+// Bell is one doorbell queue.
+type Bell struct {
+	Name    string // with its leading slash
+	Exists  bool
+	Pending int64
+	MaxMsg  int64
+	Err     error // it exists but could not be looked at
+}
+
+// OpenView opens name for reading. A missing name is fs.ErrNotExist; a
+// symbolic link, directory, FIFO or device is ErrNotRegion (wrapping
+// shm.ErrNotRegular).
+func OpenView(name string) (*View, error) {
+	obj, err := shm.Open(name, shm.Options{ReadOnly: true, AllowForeignOwner: true})
+	if err != nil {
+		if errors.Is(err, shm.ErrNotRegular) {
+			return nil, fmt.Errorf("%w: %w", ErrNotRegion, err)
+		}
+		return nil, err
+	}
+	v := &View{name: obj.Name(), obj: obj}
+	st, err := obj.Stat()
+	if err != nil {
+		obj.Close()
+		return nil, err
+	}
+	if n := int(min(st.Size, int64(maxViewed))); n > 0 {
+		if v.mem, err = obj.Map(n); err != nil {
+			obj.Close()
+			return nil, err
+		}
+	}
+	return v, nil
+}
+
+// Inspect opens a View of name, takes one Snapshot and closes it.
+func Inspect(name string) (Snapshot, error) {
+	v, err := OpenView(name)
+	if err != nil {
+		return Snapshot{}, err
+	}
+	defer v.Close()
+	return v.Snapshot()
+}
+
+// Close unmaps and closes the View.
+func (v *View) Close() error { return v.obj.Close() }
+
+// Name returns the region's name without its leading slash.
+func (v *View) Name() string { return v.name }
+
+// Stats reads the counters alone (for watching a region); false if the
+// file is too short, or the region was truncated under the mapping.
+func (v *View) Stats(singleSender bool) (st ring.Stats, ok bool) {
+	var err error
+	defer func() {
+		if err != nil {
+			ok = false
+		}
+	}()
+	defer Recover(&err, Protect())
+	return ring.ReadStats(v.mem, singleSender)
+}
+
+// Snapshot reads everything about the region now. It returns ErrNotRegion
+// for a file without the magic; what is wrong with a region that could be
+// read is in Snapshot.Err. A memory fault (the file truncated under the
+// mapping) becomes Snapshot.Err too.
+func (v *View) Snapshot() (s Snapshot, err error) {
+	info, err := v.obj.Stat()
+	if err != nil {
+		return s, err
+	}
+	s = Snapshot{Name: v.name, Path: v.obj.Path(), File: info}
+	var fault error
+	defer func() {
+		if fault != nil && err == nil {
+			s.Err = fault
+		}
+	}()
+	defer Recover(&fault, Protect())
+	mem := v.mem
+	if len(mem) < len(layout.Magic) || string(mem[:len(layout.Magic)]) != layout.Magic {
+		return Snapshot{}, ErrNotRegion
+	}
+	if len(mem) < layout.HeaderSize {
+		s.Err = fmt.Errorf("%w: file is %d bytes, shorter than the %d-byte header", layout.ErrCorrupt, info.Size, layout.HeaderSize)
+	} else {
+		var b [layout.HeaderSize]byte
+		copy(b[:], mem) // one private copy, checked and shown
+		d := layout.Decode(&b)
+		s.Stored = &d
+		h, perr := layout.Peek(b[:])
+		switch {
+		case perr != nil:
+			s.Err = perr
+		case uint64(info.Size) < h.TotalSize:
+			s.Err = fmt.Errorf("%w: file is %d bytes, header claims %d", layout.ErrCorrupt, info.Size, h.TotalSize)
+		default:
+			s.Header = h
+		}
+	}
+	if len(mem) >= layout.OffReady+4 && atomic.LoadUint32(word32(mem, layout.OffReady)) == layout.ReadyValue {
+		s.Ready = true
+	}
+	if s.Err == nil && !s.Ready {
+		s.Err = fmt.Errorf("%w: %w", layout.ErrCorrupt, ErrNotReady)
+	}
+	if st, ok := ring.ReadStats(mem, s.Err == nil && s.Header.Mode == layout.ModeSPSC); ok {
+		s.Stats = &st
+	}
+
+	// Role entries: the header's count if it validated; otherwise as many
+	// as the stored count claims and the file holds (a damaged header is
+	// still worth showing the pids of).
+	n := 1
+	switch {
+	case s.Err == nil:
+		n += int(s.Header.Producers)
+	case s.Stored != nil:
+		n += int(min(s.Stored.Producers, layout.MaxProducers))
+	}
+	held, lerr := v.obj.HeldRange(layout.RoleLockBase, layout.MaxProducers+1)
+	if lerr != nil && s.Err == nil {
+		s.Err = lerr
+	}
+	for i := range held {
+		alive := held[i]
+		s.AnyHeld = s.AnyHeld || alive
+		e, ok := ring.ReadEntry(mem, i)
+		if i < n && ok && (e.PID != 0 || alive) {
+			s.Roles = append(s.Roles, Role{Index: i, Entry: e, Alive: alive})
+		} else if i >= n && alive {
+			s.Roles = append(s.Roles, Role{Index: i, Alive: true})
+		}
+	}
+	if s.Err == nil && s.Header.Wait == layout.WaitMQ {
+		s.Bells = readBells(v.name)
+	}
+	return s, nil
+}
+
+func readBells(name string) []Bell {
+	var out []Bell
+	for _, n := range BellNames(name) {
+		b := Bell{Name: "/" + n}
+		q, err := mq.Open(n, os.O_RDONLY, 0, nil)
+		switch {
+		case err == nil:
+			b.Exists = true
+			if a, err := q.Attr(); err == nil {
+				b.Pending, b.MaxMsg = a.CurMsgs, a.MaxMsg
+			} else {
+				b.Err = err
+			}
+			q.Close()
+		case errors.Is(err, fs.ErrNotExist):
+		default:
+			b.Exists = true // it is there, but we may not look at it
+			b.Err = err
+		}
+		out = append(out, b)
+	}
+	return out
+}

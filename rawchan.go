@@ -1,0 +1,208 @@
+package shmchan
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/shmchan/shmchan/internal/region"
+	"github.com/shmchan/shmchan/layout"
+)
+
+// RawChan is an untyped handle on an existing channel: it moves each
+// value's encoded slot bytes, whatever the channel's type. It is for
+// bridges and tools that cannot know T (the NATS bridge, shmchan record and
+// replay): they carry the bytes together with RawInfo's codec, type and
+// fingerprint, and the far side refuses a region of another type.
+//
+// Receiving is process-then-acknowledge: Hold returns values without
+// consuming them, and Release consumes the oldest ones once the caller has
+// handled them (for example, once another system acknowledged them). A
+// value held and not released when the process dies stays in the channel
+// for the next receiver. The methods are safe for concurrent use, with the
+// same roles as Chan's: a RawChan becomes a sender on its first send and
+// the receiver on its first Hold.
+type RawChan struct {
+	c    *Chan[[]byte]
+	info RawInfo
+	held []uint64 // positions the last Hold returned, oldest first; guarded by c.rmu
+}
+
+// RawInfo describes a channel's values and identity for untyped users.
+type RawInfo struct {
+	Codec       string // codec name from the header ("raw", "bytes", "json", ...)
+	Type        string // Go type name from the header (informational)
+	Fingerprint uint64 // the type fingerprint two sides must share
+	Raw         bool   // values are the raw bytes of a pointer-free type, all ValueSize long
+	ValueSize   int    // raw: the exact size of every value; otherwise 0
+	MaxMsg      int    // the largest value in bytes
+	Capacity    int    // slots
+	// ID identifies this region: it changes when the name is unlinked and
+	// created again (it is the header's checksum, which covers the
+	// creator's pid and creation time).
+	ID uint64
+}
+
+// RawMsg is one value held by RawChan.Hold.
+type RawMsg struct {
+	Pos  uint64 // the value's position in the channel, unique within one RawInfo.ID
+	Data []byte // a copy of the value's slot bytes; Hold reuses its capacity
+}
+
+// OpenRaw attaches to an existing channel of any type. Layout options are
+// checked as Open checks them; WithCodec is ignored.
+func OpenRaw(name string, opts ...Option) (*RawChan, error) {
+	opts = append(opts[:len(opts):len(opts)], func(o *options) { o.adopt = true })
+	c, err := open[[]byte](name, opts)
+	if err != nil {
+		return nil, err
+	}
+	h := c.hdr
+	info := RawInfo{
+		Codec: h.CodecName, Type: h.TypeName, Fingerprint: h.Fingerprint,
+		Raw: h.Flags&layout.FlagRaw != 0, MaxMsg: int(h.MaxMsg), Capacity: int(h.Capacity),
+		ID: h.Checksum,
+	}
+	if info.Raw {
+		info.ValueSize = int(h.MaxMsg)
+	}
+	return &RawChan{c: c, info: info}, nil
+}
+
+// Info describes the channel.
+func (r *RawChan) Info() RawInfo { return r.info }
+
+// Name returns the channel's name as given.
+func (r *RawChan) Name() string { return r.c.name }
+
+func (r *RawChan) check(b []byte) error {
+	if r.info.Raw && len(b) != r.info.ValueSize {
+		return fmt.Errorf("shmchan: %q: %w: a value of %d bytes for %s, which is %d bytes", r.c.name, ErrTooLarge, len(b), r.info.Type, r.info.ValueSize)
+	}
+	if len(b) > r.info.MaxMsg {
+		return fmt.Errorf("shmchan: %q: %w: a value of %d bytes, the maximum is %d", r.c.name, ErrTooLarge, len(b), r.info.MaxMsg)
+	}
+	return nil
+}
+
+// Send sends one value's slot bytes, blocking while the channel is full.
+// A raw channel takes exactly ValueSize bytes; other lengths, and values
+// longer than MaxMsg, are ErrTooLarge.
+func (r *RawChan) Send(ctx context.Context, b []byte) error {
+	if err := r.check(b); err != nil {
+		return err
+	}
+	return r.c.Send(ctx, b)
+}
+
+// SendBatch sends every value of bs in order, as Chan.SendBatch does. It
+// checks every length before it sends anything.
+func (r *RawChan) SendBatch(ctx context.Context, bs [][]byte) (int, error) {
+	for _, b := range bs {
+		if err := r.check(b); err != nil {
+			return 0, err
+		}
+	}
+	return r.c.SendBatch(ctx, bs)
+}
+
+// CloseSend closes the channel for sending, as Chan.CloseSend does.
+func (r *RawChan) CloseSend() error { return r.c.CloseSend() }
+
+// Close detaches the handle, as Chan.Close does. Held values that were not
+// released stay in the channel.
+func (r *RawChan) Close() error { return r.c.Close() }
+
+// Stats returns the channel's counters.
+func (r *RawChan) Stats() Stats { return r.c.Stats() }
+
+// Len returns the number of values queued now.
+func (r *RawChan) Len() int { return r.c.Len() }
+
+// Hold waits for at least one value, then fills msgs with up to len(msgs)
+// values starting at the oldest one not released, without consuming them:
+// a second Hold returns the same values first, and a process that dies
+// holding them leaves them to the next receiver. Release consumes them. It
+// returns ErrClosed once the channel is closed for sending and drained.
+func (r *RawChan) Hold(ctx context.Context, msgs []RawMsg) (int, error) {
+	return r.hold(ctx, msgs, true)
+}
+
+// TryHold is Hold that returns ErrEmpty instead of waiting.
+func (r *RawChan) TryHold(msgs []RawMsg) (int, error) {
+	return r.hold(context.Background(), msgs, false)
+}
+
+func (r *RawChan) hold(ctx context.Context, msgs []RawMsg, block bool) (n int, err error) {
+	c := r.c
+	c.rmu.Lock()
+	defer c.rmu.Unlock()
+	defer region.Recover(&err, region.Protect())
+	rv, err := c.receiver()
+	if err != nil {
+		return 0, err
+	}
+	r.held = r.held[:0]
+	if len(msgs) == 0 {
+		return 0, nil
+	}
+	var bad error
+	f := func(pos uint64, b []byte) {
+		if bad != nil {
+			return
+		}
+		if r.info.Raw && len(b) != r.info.ValueSize {
+			bad = fmt.Errorf("shmchan: %q: %w: value of %d bytes at position %d, the type has %d", c.name, ErrCorrupt, len(b), pos, r.info.ValueSize)
+			return
+		}
+		m := &msgs[len(r.held)]
+		m.Pos = pos
+		m.Data = append(m.Data[:0], b...)
+		r.held = append(r.held, pos)
+	}
+	if block {
+		_, err = rv.Scan(ctx, len(msgs), f)
+	} else {
+		_, err = rv.TryScan(len(msgs), f)
+	}
+	if err == nil {
+		err = bad
+	}
+	if len(r.held) > 0 && err == bad {
+		// Hand out the good values before a bad one; the bad one is
+		// reported by the next Hold, when it is the oldest.
+		return len(r.held), nil
+	}
+	if err != nil {
+		if bad != nil && len(r.held) == 0 {
+			// The oldest value is bad: consume it so the channel does not
+			// wedge on it (as Recv does), and report it.
+			rv.ReleaseN(1)
+		}
+		return 0, c.wrap(err)
+	}
+	return len(r.held), nil
+}
+
+// Release consumes the n oldest values the last Hold returned (n at most
+// what it returned). Values after them stay held, and the next Hold
+// returns them first.
+func (r *RawChan) Release(n int) (err error) {
+	c := r.c
+	c.rmu.Lock()
+	defer c.rmu.Unlock()
+	defer region.Recover(&err, region.Protect())
+	if n == 0 {
+		return nil
+	}
+	if n < 0 || n > len(r.held) || c.rcv == nil {
+		return fmt.Errorf("shmchan: %q: release %d values, %d are held", c.name, n, len(r.held))
+	}
+	if c.dead.Load() {
+		return c.closedErr()
+	}
+	if err := c.rcv.ReleaseTo(r.held[n-1] + 1); err != nil {
+		return fmt.Errorf("shmchan: %q: %w", c.name, err)
+	}
+	r.held = append(r.held[:0], r.held[n:]...)
+	return nil
+}
