@@ -35,7 +35,10 @@ has one receiver that consumes what it takes, so recording needs -consume:
 the recorder takes the receiver role (refused with "role held by a live
 process" while another receiver is alive) and the values it records are
 gone from the channel. Use it for a channel nobody else reads, or one you
-fill for the purpose.
+fill for the purpose. Each value is written to the file before it is
+released from the channel: a recorder that is killed loses no value (the
+last ones it wrote may also still be in the channel, for the next
+receiver).
 
 A progress line (values, rate, elapsed) is shown on a terminal, on
 standard error; a summary line is printed on standard output at the end.
@@ -168,11 +171,15 @@ func record(ctx context.Context, o recordOpts) (res recordResult, err error) {
 		at := time.Now().UnixNano()
 		for i := 0; i < n; i++ {
 			if err := w.Write(at, msgs[i].Data); err != nil {
-				conn.Release(n)
 				return res, fmt.Errorf("%s: %w", o.file, err)
 			}
 		}
 		if n > 0 {
+			// In the file (the kernel's page cache) before they leave
+			// the channel: a recorder killed now loses none of them.
+			if err := w.Flush(); err != nil {
+				return res, fmt.Errorf("%s: %w", o.file, err)
+			}
 			if err := conn.Release(n); err != nil {
 				return res, err
 			}

@@ -425,3 +425,82 @@ func TestReplayPace(t *testing.T) {
 		}
 	}
 }
+
+// A recorder killed mid-stream loses nothing: the file holds an intact
+// prefix of the values, and the channel still holds every value after
+// the ones released (some may be in both).
+func TestRecordKilled(t *testing.T) {
+	const n = 50_000
+	name := newName(t)
+	c, err := shmchan.Create[rec](name, shmchan.WithCapacity(65536))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	sendRecs(t, c, 0, n)
+	c.Close() // the test takes the receiver role later, in a new handle
+	file := filepath.Join(t.TempDir(), "killed.rec")
+	rt := startTool(t, "record", "-consume", name, file)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		st, err := os.Stat(file)
+		if err == nil && st.Size() > 200+n/4*56 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the recorder wrote nothing")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	rt.cmd.Process.Kill()
+	<-rt.done
+
+	f, err := os.Open(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	r, err := capture.NewReader(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := 0
+	for ; ; k++ {
+		rec, err := r.Next()
+		if err != nil {
+			if !errors.Is(err, capture.ErrTruncated) {
+				t.Fatalf("after %d records: %v, want a truncation", k, err)
+			}
+			break
+		}
+		if seq := binary.LittleEndian.Uint64(rec.Data); seq != uint64(k) {
+			t.Fatalf("record %d holds value %d", k, seq)
+		}
+	}
+	c2, err := shmchan.Open[rec](name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close()
+	first, err := c2.TryRecv()
+	left := 1
+	switch {
+	case errors.Is(err, shmchan.ErrEmpty):
+		if k != n {
+			t.Fatalf("the channel is empty but the file has only %d of %d values", k, n)
+		}
+		left, first.Seq = 0, n
+	case err != nil:
+		t.Fatal(err)
+	case first.Seq > uint64(k):
+		t.Fatalf("values %d to %d are lost: in neither the file nor the channel", k, first.Seq-1)
+	}
+	for want := first.Seq + 1; want < n; want++ {
+		v, err := c2.TryRecv()
+		if err != nil || v.Seq != want {
+			t.Fatalf("channel value: %+v, %v; want %d", v, err, want)
+		}
+		left++
+	}
+	t.Logf("killed after recording %d values; %d left in the channel (%d in both)", k, left, k-int(first.Seq))
+}

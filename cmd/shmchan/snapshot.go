@@ -50,6 +50,7 @@ type regionSnap struct {
 	Codec       string
 	Type        string
 	TotalSize   uint64
+	ID          uint64 // the header's checksum: one creation of the region
 
 	// Counters, read once each; HaveCounters false if the file was too
 	// short for them.
@@ -193,7 +194,7 @@ func fromRegion(r *region) *regionSnap {
 		s.Wait = shmchan.WaitMode(h.Wait)
 		s.Capacity, s.MaxMsg, s.SlotSize, s.Producers = h.Capacity, int(h.MaxMsg), int(h.SlotSize), int(h.Producers)
 		s.Raw = h.Flags&layout.FlagRaw != 0
-		s.Fingerprint, s.Codec, s.Type, s.TotalSize = h.Fingerprint, h.CodecName, h.TypeName, h.TotalSize
+		s.Fingerprint, s.Codec, s.Type, s.TotalSize, s.ID = h.Fingerprint, h.CodecName, h.TypeName, h.TotalSize, h.Checksum
 	}
 	if c := r.Counters; c != nil {
 		s.HaveCounters = true
