@@ -133,6 +133,7 @@ func recordedFile(t *testing.T, n int) string {
 	if code != 0 || !strings.HasPrefix(out, want) || !strings.Contains(out, "count reached") {
 		t.Fatalf("record: exit %d, out %q, err %q; want %q", code, out, errOut, want)
 	}
+	t.Logf("%s", strings.TrimSpace(out))
 	if errOut != "" {
 		t.Errorf("record wrote to stderr off a terminal: %q", errOut)
 	}
@@ -167,6 +168,7 @@ func TestRecordReplayRoundTrip(t *testing.T) {
 	rp := startTool(t, "replay", "-rate", "max", "-close", file, target)
 	recvRecs(t, c, n, true)
 	out, errOut, code := rp.wait(t)
+	t.Logf("%s", strings.TrimSpace(out))
 	if code != 0 || !strings.HasPrefix(out, fmt.Sprintf("replayed %d values from %s into %s in ", n, file, target)) || errOut != "" {
 		t.Fatalf("replay: exit %d, out %q, err %q", code, out, errOut)
 	}

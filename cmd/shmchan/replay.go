@@ -32,9 +32,9 @@ damaged recording is an error naming the first bad record (its index and
 byte offset) and nothing is sent, unless -partial is given.
 
   -rate R    recorded: the pace of the recording (the gaps between the
-             times the recorder took the values; the default); max: as
-             fast as the channel takes them; a number: that many values
-             per second
+             times the recorder took the values, long pauses included;
+             the default); max: as fast as the channel takes them; a
+             number: that many values per second
   -close     close the channel for sending after the last value
              (receivers drain it, then get ErrClosed)
   -partial   replay the intact records before the damage of a truncated
