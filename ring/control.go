@@ -32,11 +32,11 @@ func (r *Ring) Stats() Stats {
 }
 
 // ReadStats reads the counters from any mapping that holds the mutable
-// words (tools use it on damaged regions too); false if mem is too short.
-// singleSender says the senders' waiting word is a flag (SPSC), not a
-// count.
+// words (tools use it on damaged regions too); false if mem is too short
+// to hold the last of them (the senders' sleep count). singleSender says
+// the senders' waiting word is a flag (SPSC), not a count.
 func ReadStats(mem []byte, singleSender bool) (Stats, bool) {
-	if len(mem) < layout.OffRoles {
+	if len(mem) < layout.OffSendSleeps+8 {
 		return Stats{}, false
 	}
 	t := atomic.LoadUint64(word64(mem, layout.OffTail))

@@ -35,9 +35,14 @@ import (
 // lap stale and can never match a later lap by wrapping around 2^32.
 
 // mpscProducer is MPSC's sending half: the claim words of its role entry.
+// The work queue and broadcast use it too, with another bound.
 type mpscProducer struct {
 	claimLo, claimHi, sent *uint64
 	sentLocal              uint64
+	// bound returns the lowest position a sender must not lap, for a tail
+	// count t read just before: MPSC and work queue, the head word;
+	// broadcast, the slowest receiver or writer (see broadcast.go).
+	bound func(s *Sender, t uint64) (uint64, error)
 }
 
 func newMPSCProducer(s *Sender, off int) *mpscProducer {
@@ -46,6 +51,7 @@ func newMPSCProducer(s *Sender, off int) *mpscProducer {
 		claimLo: word64(r.mem, off+layout.RoleClaimLo),
 		claimHi: word64(r.mem, off+layout.RoleClaimHi),
 		sent:    word64(r.mem, off+layout.RoleSent),
+		bound:   headBound,
 	}
 	// No claim in progress: the receiver may now skip any slot the dead
 	// holder claimed and never committed.
@@ -67,7 +73,11 @@ func (p *mpscProducer) reserve(s *Sender, max uint64) error {
 		}
 		h := s.headCache
 		if t < h || t-h >= r.capacity {
-			h = atomic.LoadUint64(r.head) // SYNC POINT "release" (acquire half)
+			var err error
+			if h, err = p.bound(s, t); err != nil {
+				p.unclaim(claimed)
+				return err
+			}
 			if h > t {
 				continue // the tail moved on since we read it
 			}
@@ -92,6 +102,11 @@ func (p *mpscProducer) reserve(s *Sender, max uint64) error {
 	}
 	p.unclaim(claimed)
 	return fmt.Errorf("%w: tail and head never consistent", ErrCorrupt)
+}
+
+// headBound is the MPSC and work-queue bound: the head word.
+func headBound(s *Sender, _ uint64) (uint64, error) {
+	return atomic.LoadUint64(s.r.head), nil // SYNC POINT "release" (acquire half)
 }
 
 // unclaim withdraws a claim recorded for a CAS that failed.
@@ -131,18 +146,16 @@ func (p *mpscProducer) close(s *Sender) {
 // mpscConsumer is MPSC's receiving half: it decides, position by position,
 // whether a claimed slot is committed, and skips the slots of dead writers.
 type mpscConsumer struct {
-	// The position found claimed but uncommitted, and since when.
-	stuckPos   uint64
-	stuckSince time.Time
-	// checkNow: the last position was skipped as abandoned, so the next
-	// uncommitted one is checked for a live claimer at once (a dead batch
-	// claim costs one stuck-check interval, not one per position).
-	checkNow bool
+	writer writerCheck
 }
 
-func newMPSCConsumer() *mpscConsumer { return &mpscConsumer{stuckPos: ^uint64(0)} }
+func newMPSCConsumer() *mpscConsumer { return &mpscConsumer{writer: newWriterCheck()} }
 
-func (*mpscConsumer) runs() bool { return false }
+func (*mpscConsumer) runs() bool                                    { return false }
+func (*mpscConsumer) ahead() bool                                   { return true }
+func (*mpscConsumer) detach(*Receiver)                              {}
+func (q *mpscConsumer) peek(c *Receiver) ([]byte, readiness, error) { return headPeek(c, q.state) }
+func (*mpscConsumer) release(c *Receiver, k uint64)                 { headRelease(c, k) }
 
 func committedAt(r *Ring, pos uint64) bool {
 	// SYNC POINT "commit" (acquire half).
@@ -150,56 +163,81 @@ func committedAt(r *Ring, pos uint64) bool {
 }
 
 // state reports whether the claimed slot at pos is committed. At head, a
-// slot that stays uncommitted past the stuck-check interval has its writer
-// looked up: if no live sender's claim covers it, the writer died between
-// claim and commit, and the slot is skipped (counted as abandoned) so the
-// ring keeps moving. A slow or stopped writer is alive and is waited for,
-// however long it takes.
+// slot whose writer is found dead is skipped (counted as abandoned) so the
+// ring keeps moving; the receiver stores its seq first (see the top of
+// this file).
 func (q *mpscConsumer) state(c *Receiver, pos uint64) (readiness, error) {
 	r := c.r
 	if committedAt(r, pos) {
 		if pos == c.head {
-			q.stuckPos, q.checkNow = ^uint64(0), false
+			q.writer.reset()
 		}
 		return ready, nil
 	}
 	if pos != c.head {
 		return notReady, nil
 	}
-	now := time.Now()
-	if q.stuckPos != pos {
-		q.stuckPos, q.stuckSince = pos, now
-		if !q.checkNow {
-			return stuck, nil
-		}
-	} else if now.Sub(q.stuckSince) < r.stuck {
-		return stuck, nil
-	}
-	q.checkNow = false
-	if r.alive == nil {
-		return stuck, nil
-	}
-	q.stuckSince = now
-	live, err := q.liveClaimer(r, pos)
-	if err != nil || live {
+	dead, err := q.writer.dead(r, pos)
+	if err != nil || !dead {
 		return stuck, err
+	}
+	atomic.AddUint64(r.abandoned, 1)
+	publish32(word32(r.slot(pos), layout.SlotSeq), uint32(pos+1))
+	headRelease(c, 1)
+	return skipped, nil
+}
+
+// writerCheck is how a receiver decides that a claimed, uncommitted
+// position's writer died: after it has waited StuckCheck on the position
+// (or at once, on the position right after one it found abandoned: a dead
+// batch claim costs one interval, not one per position), it looks for a
+// live sender whose recorded claim covers the position. A slow or stopped
+// writer is alive and is waited for, however long it takes.
+type writerCheck struct {
+	pos      uint64 // the position found claimed but uncommitted
+	since    time.Time
+	checkNow bool // the last position was abandoned: check the next at once
+}
+
+func newWriterCheck() writerCheck { return writerCheck{pos: ^uint64(0)} }
+
+// reset: the position at hand is committed.
+func (w *writerCheck) reset() { w.pos, w.checkNow = ^uint64(0), false }
+
+// dead reports whether no live writer claims pos, which is still
+// uncommitted after a last look. It is false until the wait is over.
+func (w *writerCheck) dead(r *Ring, pos uint64) (bool, error) {
+	now := time.Now()
+	if w.pos != pos {
+		w.pos, w.since = pos, now
+		if !w.checkNow {
+			return false, nil
+		}
+	} else if now.Sub(w.since) < r.stuck {
+		return false, nil
+	}
+	w.checkNow = false
+	if r.alive == nil {
+		return false, nil
+	}
+	w.since = now
+	live, err := liveClaimer(r, pos)
+	if err != nil || live {
+		return false, err
 	}
 	// No live writer claims pos. Its claimer either committed meanwhile or
 	// is dead; look once more.
 	if committedAt(r, pos) {
-		q.stuckPos = ^uint64(0)
-		return ready, nil
+		w.reset()
+		return false, nil
 	}
-	atomic.AddUint64(r.abandoned, 1)
-	publish32(word32(r.slot(pos), layout.SlotSeq), uint32(pos+1))
-	q.stuckPos, q.checkNow = ^uint64(0), true
-	c.advance(1)
-	return skipped, nil
+	w.pos, w.checkNow = ^uint64(0), true
+	return true, nil
 }
 
 // liveClaimer reports whether a sender whose holder is alive has a claim
 // covering pos.
-func (q *mpscConsumer) liveClaimer(r *Ring, pos uint64) (bool, error) {
+func liveClaimer(r *Ring, pos uint64) (bool, error) {
 	for i := 1; i <= int(r.hdr.Producers); i++ {
 		off := layout.RoleOffset(i)
 		lo := atomic.LoadUint64(word64(r.mem, off+layout.RoleClaimLo))

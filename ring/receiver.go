@@ -20,8 +20,9 @@ import (
 // is PeekN, Item per value, ReleaseN; TryScan/Scan and ReleaseTo hold values
 // without consuming them.
 type Receiver struct {
-	r *Ring
-	q consumer
+	r     *Ring
+	q     consumer
+	entry int // role entry: 0 in SPSC and MPSC, a consumer entry otherwise
 
 	// Only this Receiver writes the head word, so it keeps the
 	// authoritative count locally.
@@ -38,14 +39,24 @@ type Receiver struct {
 
 // consumer is a topology's half of a Receiver.
 type consumer interface {
-	// state reports whether position pos (head <= pos < tailCache) may be
-	// read: ready, notReady (not committed yet), stuck (at head: not
-	// committed, and its writer may be dead), or skipped (at head: it was
-	// abandoned and head moved past it).
+	// peek finds the next value for c and sets c.head to its position
+	// (claiming it first, in a work queue): its payload, or ErrEmpty with
+	// the readiness to wait with, ErrClosed, a *LagError, ErrCorrupt.
+	peek(c *Receiver) ([]byte, readiness, error)
+	// release consumes k values from c.head on and wakes senders that
+	// wait for room.
+	release(c *Receiver, k uint64)
+	// state reports whether position pos (head < pos < tailCache) may be
+	// read without consuming what comes before (scans): ready or
+	// notReady. Only topologies with ahead() use it.
 	state(c *Receiver, pos uint64) (readiness, error)
 	// runs reports whether every claimed position is committed, so that
-	// PeekN may hand out runs of them.
+	// PeekN may hand out runs of them; ahead, whether positions past the
+	// first may be looked at without consuming it (scans).
 	runs() bool
+	ahead() bool
+	// detach runs when the handle gives the role up.
+	detach(c *Receiver)
 }
 
 // NewReceiver takes the receiver role (entry 0) for this handle; the caller
@@ -74,8 +85,59 @@ func (r *Ring) NewReceiver(id Identity) (*Receiver, error) {
 	return c, nil
 }
 
-// Detach marks the receiver entry free (informational).
-func (c *Receiver) Detach() { c.r.clearEntry(0) }
+// NewConsumer takes consumer entry i (a work queue's or a broadcast's)
+// for this handle; the caller holds the entry's role lock. A broadcast
+// receiver joins here: it sees the values sent from now on.
+func (r *Ring) NewConsumer(i int, id Identity) (*Receiver, error) {
+	h := r.hdr
+	if !h.Mode.FanOut() || i < h.ConsumerEntry(0) || i >= h.Entries() {
+		return nil, fmt.Errorf("ring: consumer entry %d in a %v region of %d entries", i, h.Mode, h.Entries())
+	}
+	off := layout.RoleOffset(i)
+	flags := word32(r.mem, off+layout.RoleFlags)
+	if atomic.LoadUint32(flags)&layout.RoleSleeping != 0 {
+		leaveCount(r.recv.waiting) // a predecessor died asleep
+	}
+	atomic.StoreUint32(flags, 0)
+	r.stampEntry(i, id)
+	c := &Receiver{r: r, entry: i}
+	if h.Mode == layout.ModeBroadcast {
+		c.q = newBcastConsumer(c, off)
+	} else {
+		c.q = newWQConsumer(c, i)
+	}
+	r.wakeAll(&r.send, false) // a dead predecessor's last release may never have woken them
+	return c, nil
+}
+
+// Flags returns the word that holds this receiver's RoleSleeping flag, for
+// block (fan-out receivers are many sleepers).
+func (c *Receiver) flags() *uint32 {
+	if c.entry == 0 {
+		return nil
+	}
+	return word32(c.r.mem, layout.RoleOffset(c.entry)+layout.RoleFlags)
+}
+
+// Len returns how many values this receiver has still to read: for a
+// broadcast receiver its own backlog, else what the ring holds.
+func (c *Receiver) Len() int {
+	if c.r.hdr.Mode != layout.ModeBroadcast {
+		return c.r.Len()
+	}
+	t := atomic.LoadUint64(c.r.tail) &^ layout.ClosedBit
+	if t <= c.head {
+		return 0
+	}
+	return int(min(t-c.head, c.r.capacity))
+}
+
+// Detach gives the role up: a broadcast receiver stops gating senders at
+// once, and the entry is marked free (informational).
+func (c *Receiver) Detach() {
+	c.q.detach(c)
+	c.r.clearEntry(c.entry)
+}
 
 // refreshTail re-reads the tail word and checks it: the count never goes
 // back, and is never more than a ring's worth past our head.
@@ -178,6 +240,15 @@ func (c *Receiver) TryPeek() ([]byte, error) {
 
 func (c *Receiver) tryPeek() ([]byte, readiness, error) {
 	c.peeked, c.one = 0, nil
+	b, st, err := c.q.peek(c)
+	if err == nil {
+		c.peeked = 1
+	}
+	return b, st, err
+}
+
+// headPeek is the peek of the topologies with one receiver, at head.
+func headPeek(c *Receiver, state func(*Receiver, uint64) (readiness, error)) ([]byte, readiness, error) {
 	for {
 		avail, err := c.available()
 		if err != nil {
@@ -186,7 +257,7 @@ func (c *Receiver) tryPeek() ([]byte, readiness, error) {
 		if avail == 0 {
 			return nil, notReady, c.emptyErr()
 		}
-		st, err := c.q.state(c, c.head)
+		st, err := state(c, c.head)
 		if err != nil {
 			return nil, st, err
 		}
@@ -202,10 +273,9 @@ func (c *Receiver) tryPeek() ([]byte, readiness, error) {
 			return nil, notReady, err
 		}
 		if n == layout.SlotSkip {
-			c.advance(1)
+			headRelease(c, 1)
 			continue
 		}
-		c.peeked = 1
 		return b, ready, nil
 	}
 }
@@ -220,7 +290,7 @@ func (c *Receiver) Peek(ctx context.Context) ([]byte, error) {
 	if err != ErrEmpty {
 		return b, err
 	}
-	err = c.r.block(ctx, &c.r.recv, nil, func() (readiness, error) {
+	err = c.r.block(ctx, &c.r.recv, c.flags(), func() (readiness, error) {
 		var st readiness
 		b, st, err = c.tryPeek()
 		switch err {
@@ -275,7 +345,7 @@ func (c *Receiver) PeekN(ctx context.Context, max int) (int, error) {
 	if err != ErrEmpty {
 		return n, err
 	}
-	err = c.r.block(ctx, &c.r.recv, nil, func() (readiness, error) {
+	err = c.r.block(ctx, &c.r.recv, c.flags(), func() (readiness, error) {
 		n, err = c.TryPeekN(max)
 		switch err {
 		case nil:
@@ -307,7 +377,11 @@ func (c *Receiver) ReleaseN(k int) {
 	}
 }
 
-func (c *Receiver) advance(k uint64) {
+func (c *Receiver) advance(k uint64) { c.q.release(c, k) }
+
+// headRelease is the release of the topologies with one receiver: one
+// store of head.
+func headRelease(c *Receiver, k uint64) {
 	c.head += k
 	publish64(c.r.head, c.head) // SYNC POINT "release" (release half)
 	c.r.wake(&c.r.send)
@@ -331,7 +405,7 @@ func (c *Receiver) Scan(ctx context.Context, max int, f func(pos uint64, b []byt
 	if err != ErrEmpty {
 		return n, err
 	}
-	err = c.r.block(ctx, &c.r.recv, nil, func() (readiness, error) {
+	err = c.r.block(ctx, &c.r.recv, c.flags(), func() (readiness, error) {
 		var st readiness
 		n, st, err = c.tryScan(max, f)
 		switch err {
@@ -355,6 +429,9 @@ func (c *Receiver) tryScan(max int, f func(pos uint64, b []byte)) (int, readines
 	}
 	f(c.head, b)
 	got := 1
+	if !c.q.ahead() {
+		return got, ready, nil
+	}
 	for pos := c.head + 1; got < max; pos++ {
 		if pos == c.tailCache {
 			if err := c.refreshTail(); err != nil {
@@ -384,7 +461,7 @@ func (c *Receiver) tryScan(max int, f func(pos uint64, b []byte)) (int, readines
 // between them.
 func (c *Receiver) ReleaseTo(end uint64) error {
 	c.peeked, c.one = 0, nil
-	if end <= c.head || end > c.tailCache {
+	if end <= c.head || end > c.tailCache || !c.q.ahead() && end != c.head+1 {
 		return fmt.Errorf("ring: release to %d outside (%d, %d]", end, c.head, c.tailCache)
 	}
 	c.advance(end - c.head)

@@ -43,8 +43,12 @@ type Config struct {
 	// nil Alive treats every writer as alive, so no slot is ever skipped.
 	Alive func(entry int) (bool, error)
 	// StuckCheck: how long an MPSC receiver waits on an uncommitted slot
-	// before asking Alive; 0 means DefaultStuckCheck.
+	// before asking Alive; 0 means DefaultStuckCheck. Broadcast senders and
+	// work-queue receivers wait as long on a peer that may be dead.
 	StuckCheck time.Duration
+	// Rescue takes the work queue's rescue lock without waiting (ok false:
+	// another process holds it) and returns its unlock. Nil: no rescues.
+	Rescue func() (unlock func(), ok bool, err error)
 }
 
 // Ring is one handle's view of the ring inside a mapped region: the shared
@@ -67,6 +71,7 @@ type Ring struct {
 	spin     time.Duration
 	stuck    time.Duration
 	alive    func(int) (bool, error)
+	rescue   func() (func(), bool, error)
 
 	tail, head                 *uint64
 	senderWakes, receiverWakes *uint64
@@ -85,7 +90,7 @@ func New(mem []byte, h layout.Header, cfg Config) (*Ring, error) {
 	if uint64(len(mem)) < h.TotalSize || h.TotalSize < uint64(h.DataOffset) {
 		return nil, fmt.Errorf("%w: mapping of %d bytes, region needs %d", ErrCorrupt, len(mem), h.TotalSize)
 	}
-	if h.Mode != layout.ModeSPSC && h.Mode != layout.ModeMPSC {
+	if h.Mode > layout.ModeBroadcast {
 		return nil, fmt.Errorf("%w: ring: no protocol for topology %v", ErrCorrupt, h.Mode)
 	}
 	if h.Wait == layout.WaitMQ && (cfg.RecvBell == nil || cfg.SendBell == nil) {
@@ -103,6 +108,7 @@ func New(mem []byte, h layout.Header, cfg Config) (*Ring, error) {
 		spin:     cfg.Spin,
 		stuck:    cfg.StuckCheck,
 		alive:    cfg.Alive,
+		rescue:   cfg.Rescue,
 
 		tail:          word64(mem, layout.OffTail),
 		head:          word64(mem, layout.OffHead),
@@ -115,7 +121,7 @@ func New(mem []byte, h layout.Header, cfg Config) (*Ring, error) {
 			sleeps:  word64(mem, layout.OffRecvSleeps),
 			wakes:   word64(mem, layout.OffSenderWakes),
 			bell:    cfg.RecvBell,
-			single:  true,
+			single:  !h.Mode.FanOut(),
 		},
 		send: side{
 			seq:     word32(mem, layout.OffSendSeq),

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"sync/atomic"
+	"time"
 
 	"github.com/shmchan/shmchan/layout"
 )
@@ -36,6 +37,10 @@ type Sender struct {
 	// tail-headCache < room.
 	room   uint64
 	closed bool
+	// gateSince: since when a broadcast bound has not moved (a receiver or
+	// writer that may have died gates this sender); zero when it moves.
+	gateSince time.Time
+	gateAt    uint64
 
 	// The reservation in progress: positions [resLo, resLo+resN).
 	resLo, resN uint64
@@ -82,7 +87,11 @@ func (r *Ring) NewSender(i int, id Identity) (*Sender, error) {
 			s.room = r.capacity
 		}
 		atomic.StoreUint32(r.send.waiting, 0) // the only sender is us
-	default:
+	case layout.ModeBroadcast:
+		p := newMPSCProducer(s, off)
+		p.bound = broadcastBound
+		s.p = p
+	default: // MPSC, work queue
 		s.p = newMPSCProducer(s, off)
 	}
 	// A predecessor that died between publishing and waking left the
@@ -194,6 +203,9 @@ func (s *Sender) ReserveN(ctx context.Context, max int) (int, error) {
 		case nil:
 			return ready, nil
 		case ErrFull:
+			if !s.gateSince.IsZero() {
+				return stuck, nil // a peer that may be dead gates us: look again after the stuck check
+			}
 			return notReady, nil
 		}
 		return notReady, err

@@ -182,7 +182,7 @@ func (r *Ring) block(ctx context.Context, s *side, mark *uint32, check func() (r
 			atomic.AddUint32(s.waiting, 1)
 		}
 		if mark != nil {
-			atomic.StoreUint32(mark, layout.RoleSleeping)
+			atomic.OrUint32(mark, layout.RoleSleeping)
 		}
 		// In futex mode the first sleep of a call goes without the barrier:
 		// a waker's plain store can then, rarely, still sit in its store
@@ -293,7 +293,7 @@ func (r *Ring) spinFor(ctx context.Context, check func() (readiness, error)) err
 
 func leave(s *side, mark *uint32) {
 	if mark != nil {
-		atomic.StoreUint32(mark, 0)
+		atomic.AndUint32(mark, ^uint32(layout.RoleSleeping))
 	}
 	if s.single {
 		atomic.StoreUint32(s.waiting, 0)

@@ -279,6 +279,29 @@ func (o *Object) Stat() (Info, error) {
 	}, nil
 }
 
+// Linked reports whether the object's path still names this open file:
+// false once the name was unlinked, or unlinked and made again (another
+// file, or anything else, at the path). The check is lstat of the path
+// against fstat of the descriptor; an absent path is false, no error.
+func (o *Object) Linked() (bool, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if err := o.checkOpen("stat"); err != nil {
+		return false, err
+	}
+	var fst, pst unix.Stat_t
+	if err := unix.Fstat(o.fd, &fst); err != nil {
+		return false, fmt.Errorf("shm: stat %s: %w", o.path, err)
+	}
+	if err := ignoringEINTR(func() error { return unix.Lstat(o.path, &pst) }); err != nil {
+		if errors.Is(err, unix.ENOENT) {
+			return false, nil
+		}
+		return false, fmt.Errorf("shm: stat %s: %w", o.path, err)
+	}
+	return fst.Dev == pst.Dev && fst.Ino == pst.Ino, nil
+}
+
 // Map maps the first size bytes of the object, shared and read-write (read
 // only for an object opened ReadOnly), and
 // returns them. The file must be at least size bytes long (checked with

@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -59,13 +58,13 @@ func runLs(args []string) int {
 // listRegions inspects every regular file in /dev/shm and keeps the
 // shmchan regions. Files that vanish meanwhile, cannot be opened, or have
 // another magic are left out.
-func listRegions() ([]*region, error) {
+func listRegions() ([]*regionInfo, error) {
 	names, err := shm.List(shmDir)
 	if err != nil {
 		return nil, err
 	}
 	attached := attachedPIDs()
-	regions := []*region{}
+	regions := []*regionInfo{}
 	for _, name := range names {
 		r, err := inspect(name)
 		if err != nil {
@@ -77,7 +76,7 @@ func listRegions() ([]*region, error) {
 	return regions, nil
 }
 
-func printLs(regions []*region) {
+func printLs(regions []*regionInfo) {
 	if len(regions) == 0 {
 		return
 	}
@@ -86,12 +85,13 @@ func printLs(regions []*region) {
 	for _, r := range regions {
 		typ, codec, fp, mode, capacity, fill := "?", "?", "?", "?", "?", "?"
 		if r.Valid {
-			typ, codec = orDash(r.hdr.TypeName), orDash(r.hdr.CodecName)
-			fp = fmt.Sprintf("%016x", r.hdr.Fingerprint)
-			mode = modeName((r.hdr.Mode))
-			capacity = fmt.Sprint(r.hdr.Capacity)
+			h := r.hdr()
+			typ, codec = orDash(h.TypeName), orDash(h.CodecName)
+			fp = hex64(h.Fingerprint)
+			mode = modeName(h.Mode)
+			capacity = fmt.Sprint(h.Capacity)
 			if r.Counters != nil {
-				if n, ok := r.Counters.fill(r.hdr.Capacity); ok {
+				if n, ok := r.fill(); ok {
 					fill = fmt.Sprint(n)
 				} else {
 					fill = "bad"
@@ -118,25 +118,4 @@ func printLs(regions []*region) {
 			fmt.Printf("%s: %s\n", r.Name, r.Error)
 		}
 	}
-}
-
-// state is a one-word summary: open, closed (CloseSend was called),
-// damaged (does not validate), not-ready (creator not finished or dead).
-func state(r *region) string {
-	switch {
-	case errors.Is(r.err, errNotReady):
-		return "not-ready"
-	case !r.Valid:
-		return "damaged"
-	case r.Counters != nil && r.Counters.closed():
-		return "closed"
-	}
-	return "open"
-}
-
-func orDash(s string) string {
-	if s == "" {
-		return "-"
-	}
-	return s
 }

@@ -7,8 +7,14 @@
 package main
 
 import (
+	"errors"
+	"flag"
 	"fmt"
+	"io"
 	"os"
+	"strings"
+
+	"github.com/shmchan/shmchan/shm"
 )
 
 const usage = `usage: shmchan <command> [arguments]
@@ -63,4 +69,48 @@ func run(args []string) int {
 	}
 	fmt.Fprintf(os.Stderr, "shmchan: unknown command %q\n\n%s", cmd, usage)
 	return 2
+}
+
+// parseArgs parses a command line in which flags and operands may be mixed
+// ("stat NAME -json"); "--" ends the flags. -h and -help print the usage on
+// standard output: ok false and code 0. A bad flag prints the error and the
+// usage on standard error: ok false and code 2.
+func parseArgs(fset *flag.FlagSet, args []string, usage string) (operands []string, ok bool, code int) {
+	fset.SetOutput(io.Discard)
+	fset.Usage = func() {}
+	for {
+		err := fset.Parse(args)
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprint(os.Stdout, usage)
+			return nil, false, 0
+		}
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "%s: %v\n%s", fset.Name(), err, usage)
+			return nil, false, 2
+		}
+		rest := fset.Args()
+		if len(rest) == 0 {
+			return operands, true, 0
+		}
+		if used := len(args) - len(rest); used > 0 && args[used-1] == "--" {
+			return append(operands, rest...), true, 0
+		}
+		operands = append(operands, rest[0])
+		args = rest[1:]
+	}
+}
+
+// cleanArg turns what a user typed into a region name: "x", "/x" and
+// "/dev/shm/x" all name /dev/shm/x.
+func cleanArg(arg string) (string, error) {
+	name := strings.TrimPrefix(arg, shmDir+"/")
+	if _, err := shm.Path(name); err != nil {
+		return "", err
+	}
+	return strings.TrimPrefix(name, "/"), nil
+}
+
+// errf prints "shmchan: CMD: message" on standard error.
+func errf(cmd, format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "shmchan: "+cmd+": "+format+"\n", args...)
 }

@@ -8,7 +8,7 @@ import (
 	"os"
 	"strings"
 
-	"github.com/shmchan/shmchan"
+	"github.com/shmchan/shmchan/internal/region"
 	"github.com/shmchan/shmchan/shm"
 )
 
@@ -98,7 +98,7 @@ func rmOne(arg string, force bool) error {
 			return nil
 		}
 		return errors.New("no such region")
-	case errors.Is(err, errNotRegion):
+	case errors.Is(err, region.ErrNotRegion):
 		if !force {
 			return fmt.Errorf("%v (-f removes it anyway)", err)
 		}
@@ -110,7 +110,7 @@ func rmOne(arg string, force bool) error {
 		}
 		return unlink(name)
 	}
-	if r.anyHeld && !force {
+	if r.snap.AnyHeld && !force {
 		return fmt.Errorf("in use: %s (-f removes it anyway)", describeLive(r))
 	}
 	return unlink(name)
@@ -118,7 +118,7 @@ func rmOne(arg string, force bool) error {
 
 // describeLive says which roles are alive: "receiver pid 12 alive, sender
 // pid 13 alive".
-func describeLive(r *region) string {
+func describeLive(r *regionInfo) string {
 	var parts []string
 	for _, ro := range r.liveRoles() {
 		parts = append(parts, fmt.Sprintf("%s pid %d alive", ro.Role, ro.PID))
@@ -129,10 +129,9 @@ func describeLive(r *region) string {
 	return strings.Join(parts, ", ")
 }
 
-// unlink removes a region and its doorbells, with errors stripped of the
-// library's prefix (the caller prints the name).
+// unlink removes a region and its doorbells (the caller prints the name).
 func unlink(name string) error {
-	err := shmchan.Unlink(name)
+	err := region.Unlink(name)
 	if err == nil {
 		return nil
 	}
@@ -158,12 +157,12 @@ func unlinkFileOnly(name string) error {
 }
 
 // isStale reports whether r may be removed by rm -stale, and if not, why.
-func isStale(r *region) (bool, string) {
+func isStale(r *regionInfo) (bool, string) {
 	euid := uint32(os.Geteuid())
 	switch {
 	case !r.Valid:
 		return false, "does not validate"
-	case r.anyHeld:
+	case r.snap.AnyHeld:
 		return false, "has a live role"
 	case r.Counters == nil:
 		return false, "no counters"
@@ -172,7 +171,7 @@ func isStale(r *region) (bool, string) {
 	case euid != 0 && r.UID != euid:
 		return false, "belongs to another user"
 	}
-	if n, ok := r.Counters.fill(r.hdr.Capacity); !ok || n != 0 {
+	if n, ok := r.fill(); !ok || n != 0 {
 		return false, "not empty"
 	}
 	return true, ""

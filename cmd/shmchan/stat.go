@@ -70,7 +70,7 @@ func runStat(args []string) int {
 	return 0
 }
 
-func printStat(w io.Writer, r *region) {
+func printStat(w io.Writer, r *regionInfo) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	line := func(key, format string, args ...any) {
 		fmt.Fprintf(tw, "  %s\t%s\n", key, fmt.Sprintf(format, args...))
@@ -90,19 +90,19 @@ func printStat(w io.Writer, r *region) {
 	}
 	line("ready", "%s", yesNo(r.Ready))
 
-	if h := r.Raw; h != nil {
+	if h := r.snap.Stored; h != nil {
 		section("header")
 		line("magic", "%q", h.Magic)
 		line("version", "%d (this tool reads %d)", h.Version, layout.Version)
-		line("mode", "%s", h.ModeName)
-		line("wait", "%s", h.WaitName)
+		line("mode", "%s", modeName(h.Mode))
+		line("wait", "%s", h.Wait)
 		line("capacity", "%d slots", h.Capacity)
 		line("max message", "%d bytes", h.MaxMsg)
 		line("slot size", "%d bytes", h.SlotSize)
 		line("producers", "%d sender entr%s", h.Producers, plural(uint64(h.Producers), "y", "ies"))
 		line("flags", "%s", flagNames(h.Flags))
-		line("type", "%s", orDash(h.TypeName))
-		line("codec", "%s", orDash(h.CodecName))
+		line("type", "%s", orDash(printable(h.TypeName)))
+		line("codec", "%s", orDash(printable(h.CodecName)))
 		line("fingerprint", "%016x", h.Fingerprint)
 		line("data offset", "%d", h.DataOffset)
 		line("total size", "%d bytes", h.TotalSize)
@@ -121,18 +121,18 @@ func printStat(w io.Writer, r *region) {
 
 	if c := r.Counters; c != nil {
 		section("indices")
-		line("tail", "%d%s", c.sent(), ifThen(c.closed(), " (closed for sending)", ""))
+		line("tail", "%d%s", c.Sent, ifThen(c.Closed, " (closed for sending)", ""))
 		line("head", "%d", c.Head)
 		if r.Valid {
-			if n, ok := c.fill(r.hdr.Capacity); ok {
-				line("fill", "%d of %d", n, r.hdr.Capacity)
+			if n, ok := r.fill(); ok {
+				line("fill", "%d of %d", n, r.hdr().Capacity)
 			} else {
-				line("fill", "IMPOSSIBLE: head %d, tail %d, capacity %d", c.Head, c.sent(), r.hdr.Capacity)
+				line("fill", "IMPOSSIBLE: head %d, tail %d, capacity %d", c.Head, c.Sent, r.hdr().Capacity)
 			}
 		}
 		section("counters")
-		line("sent", "%d", c.sent())
-		line("received", "%d", c.received())
+		line("sent", "%d", c.Sent)
+		line("received", "%d", c.Head)
 		line("abandoned", "%d", c.Abandoned)
 		line("receiver sleeps", "%d", c.RecvSleeps)
 		line("sender sleeps", "%d", c.SendSleeps)
@@ -141,7 +141,7 @@ func printStat(w io.Writer, r *region) {
 		// A single sleeper's waiting word holds 1 + the futex value it
 		// sleeps on (layout/FORMAT.md, Waiting): show it as yes/no.
 		line("receiver waiting", "%s (word %d)", yesNo(c.RecvWaiting != 0), c.RecvWaiting)
-		if r.Valid && r.hdr.Mode == layout.ModeMPSC {
+		if r.isMPSC() {
 			line("senders waiting", "%d", c.SendWaiters)
 		} else {
 			line("sender waiting", "%s (word %d)", yesNo(c.SendWaiters != 0), c.SendWaiters)
@@ -166,7 +166,7 @@ func printStat(w io.Writer, r *region) {
 		tw.Flush()
 	}
 
-	if r.Valid && r.hdr.Wait == layout.WaitMQ {
+	if r.Valid && r.hdr().Wait == layout.WaitMQ {
 		fmt.Fprintln(w, "doorbells")
 		for _, b := range r.Bells {
 			switch {
@@ -191,29 +191,3 @@ func printStat(w io.Writer, r *region) {
 		fmt.Fprintf(w, "  pids %s\n", strings.Join(pids, " "))
 	}
 }
-
-func flagNames(f uint32) string {
-	var names []string
-	if f&uint32(layout.FlagRaw) != 0 {
-		names = append(names, "raw")
-		f &^= uint32(layout.FlagRaw)
-	}
-	if f != 0 {
-		names = append(names, fmt.Sprintf("unknown %#x", f))
-	}
-	if len(names) == 0 {
-		return "none"
-	}
-	return strings.Join(names, ", ")
-}
-
-func yesNo(b bool) string { return ifThen(b, "yes", "no") }
-
-func ifThen(b bool, yes, no string) string {
-	if b {
-		return yes
-	}
-	return no
-}
-
-func plural(n uint64, one, many string) string { return ifThen(n == 1, one, many) }

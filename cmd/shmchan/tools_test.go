@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/shmchan/shmchan"
+	"github.com/shmchan/shmchan/internal/region"
 	"github.com/shmchan/shmchan/layout"
 	"github.com/shmchan/shmchan/mq"
 )
@@ -353,7 +354,7 @@ func TestStat(t *testing.T) {
 		for _, re := range []string{
 			`valid\s+yes`,
 			`magic\s+"SHMCHAN\\x00"`,
-			`version\s+1 `,
+			`version\s+2 `,
 			`mode\s+SPSC`,
 			`wait\s+futex`,
 			`capacity\s+64 slots`,
@@ -606,6 +607,49 @@ func TestWatch(t *testing.T) {
 	}
 }
 
+// watch notices that the name was removed under it, and stops with exit
+// status 0 on an interrupt.
+func TestWatchUnlinked(t *testing.T) {
+	name := newName(t)
+	busyRegion(t, name)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, binPath, "watch", "-interval", "20ms", name)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var errOut strings.Builder
+	cmd.Stderr = &errOut
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(stdout)
+	lines, unlinked := 0, false
+	for !unlinked && sc.Scan() {
+		lines++
+		l := sc.Text()
+		unlinked = strings.Contains(l, ", unlinked")
+		if lines == 2 { // the heading and one line, before the name goes
+			if unlinked {
+				t.Errorf("watch says unlinked before it was: %q", l)
+			}
+			if err := shmchan.Unlink(name); err != nil {
+				t.Error(err)
+			}
+		}
+	}
+	cmd.Process.Signal(os.Interrupt)
+	io.Copy(io.Discard, stdout)
+	err = cmd.Wait()
+	if !unlinked {
+		t.Errorf("watch never said the region was unlinked (%d lines, %s)", lines, errOut.String())
+	}
+	if err != nil {
+		t.Errorf("watch after an interrupt: %v, %s", err, errOut.String())
+	}
+}
+
 func TestRm(t *testing.T) {
 	name := newName(t)
 	helper := startHolder(t, name, "recv", "0")
@@ -710,22 +754,22 @@ func TestHelpAndUsage(t *testing.T) {
 func TestTruncatedUnderMapping(t *testing.T) {
 	name := newName(t)
 	quietRegion(t, name)
-	h, err := openHandle(name)
+	v, err := region.OpenView(name)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer h.close()
+	defer v.Close()
 	if err := os.Truncate("/dev/shm/"+name, 0); err != nil {
 		t.Fatal(err)
 	}
-	r := &region{}
-	if err := r.read(h); err != nil {
+	s, err := v.Snapshot()
+	if err != nil {
 		t.Fatal(err)
 	}
-	if r.Valid || !errors.Is(r.err, shmchan.ErrCorrupt) || !strings.Contains(r.err.Error(), "memory fault") {
-		t.Errorf("read of a truncated mapping: valid %v, err %v", r.Valid, r.err)
+	if r := infoOf(s); r.Valid || !errors.Is(s.Err, shmchan.ErrCorrupt) || !strings.Contains(r.Error, "memory fault") {
+		t.Errorf("read of a truncated mapping: valid %v, err %v", r.Valid, s.Err)
 	}
-	w := &watcher{h: h}
+	w := &watcher{v: v}
 	if _, err := w.sample(); err == nil || !strings.Contains(err.Error(), "truncated") {
 		t.Errorf("watch sample of a truncated mapping: %v", err)
 	}

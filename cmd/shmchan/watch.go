@@ -9,10 +9,9 @@ import (
 	"syscall"
 	"time"
 
-	"golang.org/x/sys/unix"
-
-	iregion "github.com/shmchan/shmchan/internal/region"
+	"github.com/shmchan/shmchan/internal/region"
 	"github.com/shmchan/shmchan/layout"
+	"github.com/shmchan/shmchan/ring"
 )
 
 const watchUsage = `usage: shmchan watch [-interval 1s] [-n N] NAME
@@ -50,32 +49,32 @@ func runWatch(args []string) int {
 		errf("watch", "%s: %v", arg, err)
 		return 1
 	}
-	h, err := openHandle(name)
+	v, err := region.OpenView(name)
 	if err != nil {
 		errf("watch", "%s: %s", arg, describeOpenError(err))
 		return 1
 	}
-	defer h.close()
-	r := &region{Name: h.name, Path: h.path}
-	if err := r.read(h); err != nil {
+	defer v.Close()
+	snap, err := v.Snapshot()
+	if err != nil {
 		errf("watch", "%s: %v", arg, err)
 		return 1
 	}
-	if !r.Valid {
-		errf("watch", "%s: %v", arg, r.err)
+	if !snap.Valid() {
+		errf("watch", "%s: %v", arg, snap.Err)
 		return 1
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	w := &watcher{h: h, hdr: r.hdr}
+	w := &watcher{v: v, hdr: snap.Header}
 	prev, err := w.sample()
 	if err != nil {
 		errf("watch", "%s: %v", arg, err)
 		return 1
 	}
 	fmt.Printf("%-8s  %9s %9s  %*s  %8s %8s %8s  %12s %12s  %s\n",
-		"TIME", "IN/s", "OUT/s", fillWidth(r.hdr.Capacity), "FILL", "RSLEEP/s", "SSLEEP/s", "WAKES/s", "SENT", "RECEIVED", "ROLES")
+		"TIME", "IN/s", "OUT/s", fillWidth(snap.Header.Capacity), "FILL", "RSLEEP/s", "SSLEEP/s", "WAKES/s", "SENT", "RECEIVED", "ROLES")
 	tick := time.NewTicker(*interval)
 	defer tick.Stop()
 	for n := 0; *count == 0 || n < *count; n++ {
@@ -97,44 +96,46 @@ func runWatch(args []string) int {
 
 // watcher samples one open region.
 type watcher struct {
-	h   *handle
+	v   *region.View
 	hdr layout.Header
 }
 
 type sample struct {
 	at       time.Time
-	c        counters
+	c        ring.Stats
 	live     int // live role holders
 	recv     bool
 	unlinked bool
 }
 
 // sample reads the counters and the live roles once. A file cut shorter
-// than the part the tool maps is reported before any read could fault;
-// a cut that races with the read faults, and that is reported too.
+// than the part the View maps is reported before any read could fault; a
+// cut that races with the read faults, and View.Stats reports that too.
 func (w *watcher) sample() (s sample, err error) {
-	if size := w.h.size(); size < int64(len(w.h.mem)) {
+	if size, cut, err := w.v.Truncated(); err != nil {
+		return s, err
+	} else if cut {
 		return s, fmt.Errorf("the region was truncated to %d bytes under its users", size)
 	}
-	defer iregion.Recover(&err, iregion.Protect())
 	s.at = time.Now()
-	c, ok := w.h.readCounters()
-	if !ok {
-		return s, fmt.Errorf("file too short for the counters")
+	if s.c, err = w.v.Stats(w.hdr.Mode == layout.ModeSPSC); err != nil {
+		return s, err
 	}
-	s.c = c
-	held, err := w.h.heldEntries(1 + int(w.hdr.Producers))
+	held, err := w.v.Held(1 + int(w.hdr.Producers))
 	if err != nil {
 		return s, err
 	}
-	s.live, s.recv = len(held), held[0]
-	if held[0] {
-		s.live--
+	for i, h := range held {
+		switch {
+		case !h:
+		case i == 0:
+			s.recv = true
+		default:
+			s.live++
+		}
 	}
-	var st unix.Stat_t
-	if unix.Stat(w.h.path, &st) != nil || st.Ino != w.h.st.Ino || st.Dev != w.h.st.Dev {
-		s.unlinked = true
-	}
+	linked, err := w.v.Linked()
+	s.unlinked = err != nil || !linked
 	return s, nil
 }
 
@@ -147,12 +148,12 @@ func (w *watcher) line(prev, cur sample) string {
 		return humanCount(float64(b-a) / secs)
 	}
 	fill := "bad"
-	if n, ok := cur.c.fill(w.hdr.Capacity); ok {
+	if n, ok := region.Fill(cur.c, w.hdr.Capacity); ok {
 		fill = fmt.Sprint(n)
 	}
 	wakes := rate(prev.c.SenderWakes+prev.c.ReceiverWakes, cur.c.SenderWakes+cur.c.ReceiverWakes)
 	roles := fmt.Sprintf("recv %s, %d sender%s", ifThen(cur.recv, "alive", "-"), cur.live, ifThen(cur.live == 1, "", "s"))
-	if cur.c.closed() {
+	if cur.c.Closed {
 		roles += ", closed"
 	}
 	if cur.unlinked {
@@ -160,24 +161,11 @@ func (w *watcher) line(prev, cur sample) string {
 	}
 	return fmt.Sprintf("%-8s  %9s %9s  %*s  %8s %8s %8s  %12d %12d  %s",
 		cur.at.Format("15:04:05"),
-		rate(prev.c.sent(), cur.c.sent()), rate(prev.c.Head, cur.c.Head),
+		rate(prev.c.Sent, cur.c.Sent), rate(prev.c.Received, cur.c.Received),
 		fillWidth(w.hdr.Capacity), fill,
 		rate(prev.c.RecvSleeps, cur.c.RecvSleeps), rate(prev.c.SendSleeps, cur.c.SendSleeps), wakes,
-		cur.c.sent(), cur.c.Head, roles)
+		cur.c.Sent, cur.c.Received, roles)
 }
 
 // fillWidth fits "capacity" in the FILL column.
 func fillWidth(capacity uint64) int { return max(4, len(fmt.Sprint(capacity))) }
-
-// humanCount prints a rate with k/M/G suffixes: 950, 12.3k, 4.56M.
-func humanCount(v float64) string {
-	switch {
-	case v < 1000:
-		return fmt.Sprintf("%.0f", v)
-	case v < 1e6:
-		return fmt.Sprintf("%.1fk", v/1e3)
-	case v < 1e9:
-		return fmt.Sprintf("%.2fM", v/1e6)
-	}
-	return fmt.Sprintf("%.2fG", v/1e9)
-}

@@ -19,11 +19,11 @@ var ErrNotRegion = errors.New("not a shmchan region")
 
 // ErrNotReady: the header is there but the creator has not published the
 // ready word (it is still writing, or it died half-way).
-var ErrNotReady = errors.New("creator has not published the region (ready word not set)")
+var ErrNotReady = errors.New("ready word not set (the creator is still setting it up, or died doing so)")
 
 // maxViewed bounds what a View maps: the header, the mutable words and
 // every possible role entry, never the slots.
-const maxViewed = layout.OffRoles + (1+layout.MaxProducers)*layout.LineSize
+const maxViewed = layout.OffRoles + (1+layout.MaxProducers+layout.MaxConsumers)*layout.LineSize
 
 // View is a read-only look at a region, for tools: the object opened
 // O_RDONLY, whoever owns it, and its first pages mapped PROT_READ. A View
@@ -51,6 +51,12 @@ type Snapshot struct {
 
 	// Stats are the counters (nil if the file is too short to hold them).
 	Stats *ring.Stats
+	// RecvWaitWord and SendWaitWord are the two waiting words as stored,
+	// read with Stats (zero without): Stats reduces them to what they mean
+	// (a flag, or MPSC's count of sleeping senders), tools also show the
+	// word itself, where a single sleeper keeps 1 + the futex value it
+	// sleeps on (layout/FORMAT.md, Waiting).
+	RecvWaitWord, SendWaitWord uint32
 	// Roles are the entries in use or used (a non-zero pid or a held
 	// lock); beyond the header's entries, held locks are listed too.
 	Roles []Role
@@ -126,17 +132,50 @@ func (v *View) Close() error { return v.obj.Close() }
 // Name returns the region's name without its leading slash.
 func (v *View) Name() string { return v.name }
 
-// Stats reads the counters alone (for watching a region); false if the
-// file is too short, or the region was truncated under the mapping.
-func (v *View) Stats(singleSender bool) (st ring.Stats, ok bool) {
-	var err error
-	defer func() {
-		if err != nil {
-			ok = false
-		}
-	}()
+// Stats reads the counters alone (for watching a region): an error
+// wrapping layout.ErrCorrupt if the file is too short to hold them, or was
+// truncated under the mapping (the memory fault is caught). singleSender
+// says the senders' waiting word is a flag (SPSC), not a count.
+func (v *View) Stats(singleSender bool) (st ring.Stats, err error) {
 	defer Recover(&err, Protect())
-	return ring.ReadStats(v.mem, singleSender)
+	st, ok := ring.ReadStats(v.mem, singleSender)
+	if !ok {
+		return st, fmt.Errorf("%w: file too short for the counters", layout.ErrCorrupt)
+	}
+	return st, nil
+}
+
+// Held reports which of role entries [0, n) are held by a live process
+// (n is at most 1+layout.MaxProducers; a View holds no locks itself).
+func (v *View) Held(n int) ([]bool, error) {
+	if n < 0 || n > 1+layout.MaxProducers {
+		return nil, fmt.Errorf("region: %d role entries: %w", n, fs.ErrInvalid)
+	}
+	return v.obj.HeldRange(layout.RoleLockBase, int64(n))
+}
+
+// Truncated reports whether the file is now shorter than the part of it
+// the View mapped (reading that part would fault), with the file's size.
+func (v *View) Truncated() (size int64, cut bool, err error) {
+	st, err := v.obj.Stat()
+	if err != nil {
+		return 0, false, err
+	}
+	return st.Size, st.Size < int64(len(v.mem)), nil
+}
+
+// Linked reports whether the region's name still refers to the viewed
+// file: false once it was removed, or removed and made again.
+func (v *View) Linked() (bool, error) { return v.obj.Linked() }
+
+// Fill returns the values queued (tail - head) in counters st of a region
+// with the given capacity, and false if the indices are impossible: head
+// ahead of tail, or more queued than fits.
+func Fill(st ring.Stats, capacity uint64) (uint64, bool) {
+	if st.Received > st.Sent || st.Sent-st.Received > capacity {
+		return 0, false
+	}
+	return st.Sent - st.Received, true
 }
 
 // Snapshot reads everything about the region now. It returns ErrNotRegion
@@ -185,6 +224,8 @@ func (v *View) Snapshot() (s Snapshot, err error) {
 	}
 	if st, ok := ring.ReadStats(mem, s.Err == nil && s.Header.Mode == layout.ModeSPSC); ok {
 		s.Stats = &st
+		s.RecvWaitWord = atomic.LoadUint32(word32(mem, layout.OffRecvWaiting))
+		s.SendWaitWord = atomic.LoadUint32(word32(mem, layout.OffSendWaiters))
 	}
 
 	// Role entries: the header's count if it validated; otherwise as many
@@ -193,11 +234,11 @@ func (v *View) Snapshot() (s Snapshot, err error) {
 	n := 1
 	switch {
 	case s.Err == nil:
-		n += int(s.Header.Producers)
+		n = s.Header.Entries()
 	case s.Stored != nil:
-		n += int(min(s.Stored.Producers, layout.MaxProducers))
+		n += int(min(s.Stored.Producers, layout.MaxProducers)) + int(min(s.Stored.Consumers, layout.MaxConsumers))
 	}
-	held, lerr := v.obj.HeldRange(layout.RoleLockBase, layout.MaxProducers+1)
+	held, lerr := v.obj.HeldRange(layout.RoleLockBase, 1+layout.MaxProducers+layout.MaxConsumers)
 	if lerr != nil && s.Err == nil {
 		s.Err = lerr
 	}
