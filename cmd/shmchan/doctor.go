@@ -15,6 +15,7 @@ import (
 	"github.com/shmchan/shmchan/futex"
 	"github.com/shmchan/shmchan/layout"
 	"github.com/shmchan/shmchan/mq"
+	"github.com/shmchan/shmchan/shm"
 )
 
 const doctorUsage = `usage: shmchan doctor [-plan CAPxMSG] [-channels N] [-mq] [-prefix P] [NAME...]
@@ -249,21 +250,21 @@ func (d *doctor) run(names []string, prefix string, p *plan, wantMQ bool) {
 }
 
 // checkMount: /dev/shm exists, is a tmpfs, writable, sticky.
-func (d *doctor) checkMount() (fsInfo, bool) {
+func (d *doctor) checkMount() (shm.FS, bool) {
 	st, err := os.Stat(shmDir)
 	if err != nil {
 		d.add(levelProblem, "/dev/shm", "mount a tmpfs there: mount -t tmpfs -o mode=1777,size=1g tmpfs /dev/shm.",
 			"%v.", err)
-		return fsInfo{}, false
+		return shm.FS{}, false
 	}
 	if !st.IsDir() {
 		d.add(levelProblem, "/dev/shm", "", "%s is not a directory.", shmDir)
-		return fsInfo{}, false
+		return shm.FS{}, false
 	}
-	fi, err := statFS(shmDir)
+	fi, err := shm.FSStat(shmDir)
 	if err != nil {
-		d.add(levelProblem, "/dev/shm", "", "statfs: %v.", err)
-		return fsInfo{}, false
+		d.add(levelProblem, "/dev/shm", "", "%v.", err)
+		return shm.FS{}, false
 	}
 	fstype, source, opts, mounted := mountOf(shmDir)
 	where := "not a mount point of its own"
@@ -275,21 +276,23 @@ func (d *doctor) checkMount() (fsInfo, bool) {
 		size = fmt.Sprintf("size %s, %s free", humanBytes(fi.Size), humanBytes(fi.Free))
 	}
 	switch fi.Type {
-	case tmpfsMagic:
+	case shm.FSTmpfs:
 		d.add(levelOK, "/dev/shm", "", "tmpfs, %s; %s.", size, where)
-	case ramfsMagic:
+	case shm.FSRamfs:
 		d.add(levelNote, "/dev/shm", "", "ramfs, which has no size limit: a runaway creator can fill memory; %s.", where)
 	default:
 		d.add(levelProblem, "/dev/shm", "mount a tmpfs there: mount -t tmpfs -o mode=1777,size=1g tmpfs /dev/shm.",
-			"on %s, not tmpfs (%s): regions would be files on disk, slow and kept across reboots.", fsTypeName(fi.Type), where)
+			"on %s, not tmpfs (%s): regions would be files on disk, slow and kept across reboots.", fi.Type, where)
 	}
 	mode := st.Mode()
 	switch {
 	case mode.Perm()&0o002 != 0 && mode&fs.ModeSticky == 0:
 		d.add(levelProblem, "/dev/shm", "chmod 1777 /dev/shm.",
 			"mode %v, writable by all without the sticky bit: any user can remove other users' regions.", mode)
-	case !writable(shmDir):
-		d.add(levelProblem, "/dev/shm", "chmod 1777 /dev/shm.", "mode %v: this user cannot create regions there.", mode)
+	default:
+		if err := shm.CheckWritable(shmDir); err != nil {
+			d.add(levelProblem, "/dev/shm", "chmod 1777 /dev/shm.", "mode %v: this user cannot create regions there (%v).", mode, err)
+		}
 	}
 	return fi, true
 }
@@ -315,7 +318,7 @@ func loadRegions(names []string, prefix string) (regions []*regionSnap, missing 
 }
 
 // checkSpace compares the free space with what is asked for.
-func (d *doctor) checkSpace(fi fsInfo, names []string, regions []*regionSnap, p *plan) {
+func (d *doctor) checkSpace(fi shm.FS, names []string, regions []*regionSnap, p *plan) {
 	if fi.Unlimited {
 		d.add(levelNote, "shm-space", "", "no size limit on /dev/shm: regions are bounded by memory only.")
 		return
@@ -378,7 +381,7 @@ func (d *doctor) checkSpace(fi fsInfo, names []string, regions []*regionSnap, p 
 
 // checkContainer says whether this is a container or has its own IPC
 // namespace, and what that means for sharing.
-func (d *doctor) checkContainer(fi fsInfo, fsOK bool) {
+func (d *doctor) checkContainer(fi shm.FS, fsOK bool) {
 	kind, why := detectContainer()
 	ns, nsErr := ipcNamespace()
 	ownIPC := nsErr == nil && ns != initialIPCNamespace
@@ -468,7 +471,7 @@ func (d *doctor) checkMQ(regions int) {
 				msgMax, msgsizeMax, queuesMax, regions, ifThen(regions == 1, "", "s"), bellMaxMsg, bellMsgSize)
 		}
 	}
-	if lim, err := msgqueueLimit(); err == nil && lim != ^uint64(0) {
+	if lim, err := mq.UserLimit(); err == nil && lim != mq.Unlimited {
 		room := lim / bellQueueEst / 2
 		if int64(room) < int64(regions) {
 			d.add(levelProblem, "mqueue", "raise it: ulimit -q unlimited in the service's shell, LimitMSGQUEUE= in a systemd unit, or docker run --ulimit msgqueue=-1.",

@@ -1,65 +1,19 @@
 package main
 
-// The system calls and the one unsafe conversion doctor needs.
+// What doctor asks of the system: the filesystem under /dev/shm, a probe
+// of shared memory and futexes, the message-queue limit, the IPC namespace
+// and the mount table. The system calls are the library's (shm, futex, mq);
+// this file only reads /proc.
 
 import (
 	"errors"
 	"fmt"
 	"os"
 	"strings"
-	"time"
-	"unsafe"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/shmchan/shmchan/futex"
 	"github.com/shmchan/shmchan/shm"
 )
-
-// Filesystem magic numbers (statfs f_type).
-const (
-	tmpfsMagic = 0x01021994
-	ramfsMagic = 0x858458f6
-)
-
-// fsInfo is what statfs says about a directory's filesystem.
-type fsInfo struct {
-	Type      int64
-	Size      int64 // bytes; 0 for a tmpfs without a size limit
-	Free      int64 // bytes available to unprivileged users
-	Unlimited bool
-}
-
-func statFS(path string) (fsInfo, error) {
-	var st unix.Statfs_t
-	if err := unix.Statfs(path, &st); err != nil {
-		return fsInfo{}, err
-	}
-	bs := int64(st.Bsize)
-	fi := fsInfo{Type: int64(st.Type), Size: int64(st.Blocks) * bs, Free: int64(st.Bavail) * bs}
-	if st.Blocks == 0 && (fi.Type == tmpfsMagic || fi.Type == ramfsMagic) {
-		fi.Unlimited = true
-	}
-	return fi, nil
-}
-
-func fsTypeName(t int64) string {
-	switch t {
-	case tmpfsMagic:
-		return "tmpfs"
-	case ramfsMagic:
-		return "ramfs"
-	case 0xef53:
-		return "ext2/3/4"
-	case 0x794c7630:
-		return "overlayfs"
-	case 0x58465342:
-		return "xfs"
-	case 0x9123683e:
-		return "btrfs"
-	}
-	return fmt.Sprintf("filesystem type %#x", t)
-}
 
 // probeShm creates, maps, uses and removes a small object in /dev/shm, and
 // on its mapping checks that futex wait and wake work. It returns the
@@ -77,39 +31,7 @@ func probeShm() (shmErr, futexErr error) {
 		return err, errors.New("not tried: no shared mapping")
 	}
 	mem[0] = 1
-	word := (*uint32)(unsafe.Pointer(&mem[64]))
-	return nil, probeFutex(word)
-}
-
-// probeFutex runs each futex operation the library uses once on word (a
-// shared mapping): a wait on a value the word does not hold (returns at
-// once), a wait that times out, and a wake.
-func probeFutex(word *uint32) error {
-	*word = 7
-	if err := futex.Wait(word, 8, time.Millisecond); err != nil {
-		return fmt.Errorf("wait on a changed value: %w", err)
-	}
-	if err := futex.Wait(word, 7, time.Millisecond); !errors.Is(err, futex.ErrTimeout) {
-		return fmt.Errorf("wait with a timeout: got %v, want a timeout", err)
-	}
-	if _, err := futex.Wake(word, 1); err != nil {
-		return fmt.Errorf("wake: %w", err)
-	}
-	return nil
-}
-
-// writable reports whether this process may create files in dir.
-func writable(dir string) bool {
-	return unix.Access(dir, unix.W_OK) == nil
-}
-
-// msgqueueLimit is RLIMIT_MSGQUEUE (bytes a user's queues may take).
-func msgqueueLimit() (uint64, error) {
-	var rl unix.Rlimit
-	if err := unix.Getrlimit(unix.RLIMIT_MSGQUEUE, &rl); err != nil {
-		return 0, err
-	}
-	return rl.Cur, nil
+	return nil, futex.Probe(mem[64:])
 }
 
 // initialIPCNamespace is the inode of the first IPC namespace, the host's
@@ -135,11 +57,11 @@ func ipcNamespace() (uint64, error) {
 // device is the one dir shows now counts: a mount hidden under a later
 // mount of a parent directory is still listed.
 func mountOf(dir string) (fstype, source, options string, ok bool) {
-	var st unix.Stat_t
-	if err := unix.Stat(dir, &st); err != nil {
+	st, err := shm.FSStat(dir)
+	if err != nil {
 		return "", "", "", false
 	}
-	dev := fmt.Sprintf("%d:%d", unix.Major(st.Dev), unix.Minor(st.Dev))
+	dev := fmt.Sprintf("%d:%d", st.DevMajor, st.DevMinor)
 	b, err := os.ReadFile("/proc/self/mountinfo")
 	if err != nil {
 		return "", "", "", false

@@ -191,7 +191,7 @@ func infoOf(s region.Snapshot) *regionInfo {
 			Start: ro.Start, Since: ro.Since, Sent: ro.Sent, Takeovers: ro.Takeovers,
 			Sleeping: ro.Sleeping(),
 		}
-		if ro.Index == 0 {
+		if ro.Index == 0 && !s.Header.Mode.FanOut() || s.Valid() && isReceiverEntry(s.Header, ro.Index) {
 			ri.Role = "receiver"
 		}
 		switch {

@@ -15,8 +15,7 @@ import (
 	"sort"
 	"strings"
 
-	"golang.org/x/sys/unix"
-
+	"github.com/shmchan/shmchan/internal/region"
 	"github.com/shmchan/shmchan/mq"
 )
 
@@ -38,18 +37,18 @@ func orphanBells() ([]string, error) {
 	open := openQueues()
 	var out []string
 	for n := range have {
-		region, ok := strings.CutSuffix(n, ".rx")
-		if !ok || !have[region+".tx"] {
+		base, ok := strings.CutSuffix(n, ".rx")
+		if !ok || !have[base+".tx"] {
 			continue
 		}
-		if _, err := os.Lstat(shmDir + "/" + region); !errors.Is(err, fs.ErrNotExist) {
+		if _, err := os.Lstat(shmDir + "/" + base); !errors.Is(err, fs.ErrNotExist) {
 			continue
 		}
-		if open[n] || open[region+".tx"] {
+		if open[n] || open[base+".tx"] {
 			continue // a process still uses them (its region may be unlinked, or in another mount namespace)
 		}
-		if isBell(n) && isBell(region+".tx") {
-			out = append(out, region)
+		if isBell(n) && isBell(base+".tx") {
+			out = append(out, base)
 		}
 	}
 	sort.Strings(out)
@@ -86,22 +85,25 @@ func openQueues() map[string]bool {
 
 // isBell reports whether queue name has a doorbell's attributes.
 func isBell(name string) bool {
+	ok, _ := bellOwner(name)
+	return ok
+}
+
+// bellOwner opens queue name and reports whether it has a doorbell's
+// attributes, and the uid that owns it. A queue this user may not open is
+// not a doorbell of theirs.
+func bellOwner(name string) (bool, uint32) {
 	q, err := mq.Open(name, os.O_RDONLY, 0, nil)
 	if err != nil {
-		return false
+		return false, 0
 	}
 	defer q.Close()
 	a, err := q.Attr()
-	return err == nil && a.MaxMsg == bellMaxMsg && a.MsgSize == bellMsgSize
-}
-
-// bellOwner returns the uid owning queue name.
-func bellOwner(name string) (uint32, error) {
-	var st unix.Stat_t
-	if err := unix.Stat(mqueueDir+"/"+name, &st); err != nil {
-		return 0, err
+	if err != nil || a.MaxMsg != bellMaxMsg || a.MsgSize != bellMsgSize {
+		return false, 0
 	}
-	return st.Uid, nil
+	uid, _, err := q.Owner()
+	return err == nil, uid
 }
 
 // rmStaleBells removes (or with dry, lists) the orphaned doorbells with
@@ -121,12 +123,12 @@ func rmStaleBells(prefix string, dry bool) int {
 	}
 	euid := uint32(os.Geteuid())
 	status := 0
-	for _, region := range orphans {
-		if !strings.HasPrefix(region, prefix) {
+	for _, orphan := range orphans {
+		if !strings.HasPrefix(orphan, prefix) {
 			continue
 		}
-		for _, b := range bellNames(region) {
-			if uid, err := bellOwner(b); err != nil || (euid != 0 && uid != euid) {
+		for _, b := range region.BellNames(orphan) {
+			if ok, uid := bellOwner(b); !ok || (euid != 0 && uid != euid) {
 				continue
 			}
 			if dry {

@@ -4,6 +4,7 @@
 // done, the rate and the time elapsed. When the output is not a terminal
 // (a pipe, a file, a CI log) it prints nothing at all, so logs stay clean.
 //
-// Whether a file is a terminal is asked of the kernel (TCGETS) in
-// terminal_linux.go, the one file with a system call.
+// Whether a file is a terminal is asked of the kernel (TCGETS) through
+// golang.org/x/term, in terminal.go: the command makes no system call of
+// its own.
 package progress
