@@ -42,6 +42,9 @@ PROBLEM, each problem with what to do about it.
   regions       damaged regions; stale ones (no live role, nobody has
                 them open) with the exact 'shmchan rm' line; regions
                 owned by another user or open to others; spinning waits
+  receivers     each receiver of a work queue (the position it holds,
+                what it received) or broadcast (its cursor, how far
+                behind it is, whether it holds the senders back)
   doorbells     doorbell queues left behind by a removed region (needs
                 /dev/mqueue mounted to list them)
 
@@ -535,7 +538,7 @@ func (d *doctor) checkRegions(names []string, prefix string, regions []*regionSn
 			case !s.FillOK:
 				d.add(levelProblem, "regions", fmt.Sprintf("'shmchan stat %s'; 'shmchan rm %s' if nobody needs it.", n, n),
 					"%s: no live role, nobody has it open, and its indices are impossible.", n)
-			case s.Fill > 0:
+			case s.Fill > 0 && !s.Broadcast: // a broadcast's new receivers start at the tail
 				d.add(levelProblem, "regions", fmt.Sprintf("if nobody will read them: shmchan rm %s", n),
 					"%s: no live role and nobody has it open, but %d value%s wait unread.", n, s.Fill, ifThen(s.Fill == 1, "", "s"))
 			case euid != 0 && s.UID != euid:
@@ -548,9 +551,12 @@ func (d *doctor) checkRegions(names []string, prefix string, regions []*regionSn
 			dr, ds := s.deadRoles()
 			if dr+ds > 0 {
 				d.add(levelNote, "regions", "", "%s: %s died without letting go of %s role%s; the next process to take %s takes over.",
-					n, plural(uint64(dr+ds), "a holder", "holders"), strings.Join(deadWhich(dr, ds), " and "), ifThen(dr+ds == 1, "", "s"),
+					n, plural(uint64(dr+ds), "a holder", "holders"), strings.Join(deadWhich(dr, ds, s.fanOut()), " and "), ifThen(dr+ds == 1, "", "s"),
 					ifThen(dr+ds == 1, "it", "them"))
 			}
+		}
+		if s.Valid && s.fanOut() {
+			d.checkReceivers(s)
 		}
 		if d.problems > before {
 			bad++
@@ -581,15 +587,80 @@ func (d *doctor) checkRegions(names []string, prefix string, regions []*regionSn
 	}
 }
 
-func deadWhich(receivers, senders int) []string {
+func deadWhich(receivers, senders int, fanOut bool) []string {
 	var out []string
-	if receivers > 0 {
+	switch {
+	case receivers > 0 && fanOut:
+		out = append(out, fmt.Sprintf("%d receiver", receivers))
+	case receivers > 0:
 		out = append(out, "the receiver")
 	}
 	if senders > 0 {
 		out = append(out, fmt.Sprintf("%d sender", senders))
 	}
 	return out
+}
+
+// checkReceivers describes each receiver of a work queue or broadcast
+// region: a broadcast receiver's cursor and how far behind the senders it
+// is, a work-queue receiver's claim and count. It is a note when a
+// receiver is dead or holds the senders back, else ok.
+func (d *doctor) checkReceivers(s *regionSnap) {
+	lr, _ := s.liveRoles()
+	what := "work queue"
+	if s.Broadcast {
+		what = "broadcast"
+	}
+	lvl := levelOK
+	var parts []string
+	for _, r := range s.Receivers {
+		var b strings.Builder
+		fmt.Fprintf(&b, "entry %d", r.Entry)
+		switch {
+		case s.Broadcast && !r.Joined && !r.Alive:
+			b.WriteString(" left")
+		case s.Broadcast && r.LagOK:
+			fmt.Fprintf(&b, " at %d (%d behind", r.Position, r.Lag)
+			if !r.Alive {
+				b.WriteString(", dead")
+				lvl = levelNote
+				if r.Joined && !s.DropOldest {
+					b.WriteString(", still joined: it holds the senders back until one of them finds it dead")
+				}
+			}
+			if r.Alive && !s.DropOldest && r.Lag >= s.Capacity {
+				b.WriteString(", a whole ring: senders wait for it")
+				lvl = levelNote
+			}
+			b.WriteString(")")
+		case s.Broadcast:
+			fmt.Fprintf(&b, " at %d, past the tail (%d): impossible", r.Position, s.Sent)
+			lvl = levelNote
+		case r.Holding:
+			fmt.Fprintf(&b, " holds position %d, received %d", r.Position, r.Received)
+		default:
+			fmt.Fprintf(&b, " received %d", r.Received)
+		}
+		if !s.Broadcast && !r.Alive {
+			b.WriteString(" (dead")
+			if r.Holding {
+				b.WriteString(": a live receiver rescues the value it held")
+			}
+			b.WriteString(")")
+			lvl = levelNote
+		}
+		parts = append(parts, b.String())
+	}
+	policy := ""
+	if s.Broadcast {
+		policy = " (" + s.Overflow + ")"
+	}
+	list := "none has joined yet"
+	if len(parts) > 0 {
+		list = strings.Join(parts, "; ")
+	}
+	d.add(lvl, "receivers", "", "%s: %s, %d sender%s, %d of %d receivers alive%s: %s.", s.Name, what,
+		s.Producers, ifThen(s.Producers == 1, "", "s"), lr, s.Consumers, policy, list)
 }
 
 // checkBells lists doorbell pairs in /dev/mqueue whose region is gone.

@@ -33,7 +33,16 @@ Metrics, each with the label channel="NAME" (the region's name):
   shmchan_fill                       values queued now
   shmchan_capacity                   slots
   shmchan_receiver_lag               values sent that a receiver has not
-                                     received yet, label receiver="ENTRY"
+                                     received yet (tail count - its
+                                     position), label entry="ENTRY": the
+                                     receiver's role entry (0 in SPSC and
+                                     MPSC; each broadcast receiver's own)
+  shmchan_receiver_position          the next position a receiver takes:
+                                     the head, a broadcast receiver's
+                                     cursor, the position a work-queue
+                                     receiver holds; label entry
+  shmchan_receiver_values_total      values one work-queue or broadcast
+                                     receiver received; label entry
   shmchan_receiver_sleeps_total      times the receiver slept
   shmchan_sender_sleeps_total        times a sender slept
   shmchan_sender_wakes_total         wake-ups senders gave a sleeping receiver
@@ -128,7 +137,7 @@ type collector struct {
 
 	regions, valid, bytes, info, capacity, fill, closed, attached *prometheus.Desc
 	sent, received, abandoned, rsleeps, ssleeps, swakes, rwakes   *prometheus.Desc
-	lag, live, dead                                               *prometheus.Desc
+	lag, position, recvd, live, dead                              *prometheus.Desc
 	listErr                                                       *prometheus.Desc
 }
 
@@ -154,7 +163,9 @@ func newCollector(prefix string) *collector {
 		ssleeps:   d("sender_sleeps_total", "Times a sender slept.", ch...),
 		swakes:    d("sender_wakes_total", "Wake-ups senders issued to a sleeping receiver.", ch...),
 		rwakes:    d("receiver_wakes_total", "Wake-ups the receiver issued to sleeping senders.", ch...),
-		lag:       d("receiver_lag", "Values sent that the receiver has not received yet.", "channel", "receiver"),
+		lag:       d("receiver_lag", "Values sent that the receiver at this role entry has not received yet.", "channel", "entry"),
+		position:  d("receiver_position", "Next position the receiver at this role entry takes (work queue: the one it holds).", "channel", "entry"),
+		recvd:     d("receiver_values_total", "Values the work-queue or broadcast receiver at this role entry received.", "channel", "entry"),
 		live:      d("live_roles", "Role holders whose process is alive.", "channel", "role"),
 		dead:      d("dead_roles", "Roles whose holder died without letting go.", "channel", "role"),
 		listErr:   d("list_error", "Reading /dev/shm failed."),
@@ -163,7 +174,7 @@ func newCollector(prefix string) *collector {
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.regions, c.valid, c.bytes, c.info, c.capacity, c.fill, c.closed, c.attached,
-		c.sent, c.received, c.abandoned, c.rsleeps, c.ssleeps, c.swakes, c.rwakes, c.lag, c.live, c.dead, c.listErr} {
+		c.sent, c.received, c.abandoned, c.rsleeps, c.ssleeps, c.swakes, c.rwakes, c.lag, c.position, c.recvd, c.live, c.dead, c.listErr} {
 		ch <- d
 	}
 }
@@ -213,8 +224,21 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			gauge(c.fill, float64(s.Fill), n)
 		}
 		for _, r := range s.Receivers {
+			// A broadcast receiver that left (not joined) and is not
+			// alive has no position any more; one that died joined
+			// still holds the senders back, and shows.
+			if s.Broadcast && !r.Joined && !r.Alive {
+				continue
+			}
+			e := strconv.Itoa(r.Entry)
 			if r.LagOK {
-				gauge(c.lag, float64(r.Lag), n, strconv.Itoa(r.Entry))
+				gauge(c.lag, float64(r.Lag), n, e)
+			}
+			if r.PositionOK {
+				gauge(c.position, float64(r.Position), n, e)
+			}
+			if r.HaveReceived {
+				counter(c.recvd, r.Received, n, e)
 			}
 		}
 	}

@@ -42,6 +42,7 @@ type regionSnap struct {
 	Topology    string // layout.Mode's name: "spsc", "mpsc", "workqueue", "broadcast"
 	Broadcast   bool   // receivers subscribe without consuming
 	DropOldest  bool   // broadcast: senders overwrite what a slow receiver has not read
+	Overflow    string // broadcast: "wait-for-slowest" or "drop-oldest"
 	Wait        shmchan.WaitMode
 	Capacity    uint64
 	MaxMsg      int
@@ -218,6 +219,9 @@ func snapOf(r *regionInfo) *regionSnap {
 		s.Topology = h.Mode.String()
 		s.Broadcast = h.Mode == layout.ModeBroadcast
 		s.DropOldest = s.Broadcast && h.Overflow == layout.OverflowDrop
+		if s.Broadcast {
+			s.Overflow = h.Overflow.String()
+		}
 		s.Wait = shmchan.WaitMode(h.Wait)
 		s.Capacity, s.MaxMsg, s.SlotSize = h.Capacity, int(h.MaxMsg), int(h.SlotSize)
 		s.Producers, s.Consumers = int(h.Producers), int(h.Consumers)
