@@ -44,6 +44,7 @@ type Chan[T any] struct {
 	smu       sync.Mutex // guards snd
 	snd       *ring.Sender
 	sendEntry atomic.Int32 // role entry of snd, 0 before the first send; set under smu
+	recvEntry atomic.Int32 // fan-out: consumer entry of rcv, 0 before the first receive; set under rmu
 
 	rmu sync.Mutex // guards rcv
 	rcv *ring.Receiver
@@ -134,6 +135,28 @@ func wanted[T any](o options, c codec.Codec[T]) (layout.Header, error) {
 			h.Producers = uint32(min(o.producers, layout.MaxProducers+1))
 		}
 	}
+	if o.multiConsumer && o.broadcastSet {
+		return h, fmt.Errorf("%w: WithMultiConsumer and WithBroadcast together: a value goes to one receiver or to all", ErrIncompatible)
+	}
+	if o.multiConsumer || o.broadcastSet {
+		h.Mode = layout.ModeWorkQueue
+		if o.broadcastSet {
+			h.Mode = layout.ModeBroadcast
+			if o.overflow != WaitForSlowest && o.overflow != DropOldest {
+				return h, fmt.Errorf("shmchan: unknown overflow policy %d", o.overflow)
+			}
+			h.Overflow = layout.Overflow(o.overflow)
+		}
+		if o.multi {
+			h.Flags |= layout.FlagMulti
+		} else {
+			h.Producers = 1
+		}
+		h.Consumers = DefaultConsumers
+		if o.consumers > 0 {
+			h.Consumers = uint32(min(o.consumers, layout.MaxConsumers+1))
+		}
+	}
 	capacity := o.capacity
 	if capacity == 0 {
 		capacity = DefaultCapacity
@@ -148,7 +171,7 @@ func wanted[T any](o options, c codec.Codec[T]) (layout.Header, error) {
 		}
 		h.MaxMsg = uint32(n)
 		if codec.IsRaw(c) {
-			h.Flags = layout.FlagRaw
+			h.Flags |= layout.FlagRaw
 		}
 	} else {
 		m := o.maxMsg
@@ -232,8 +255,21 @@ func agree[T any](h layout.Header, o options, cd codec.Codec[T]) error {
 	if o.maxMsg > 0 && uint32(o.maxMsg) != h.MaxMsg {
 		return bad("max message size", o.maxMsg, h.MaxMsg)
 	}
-	if o.multiSet && (h.Mode == layout.ModeMPSC) != o.multi {
-		return bad("multi-producer", o.multi, h.Mode == layout.ModeMPSC)
+	multi := h.Mode == layout.ModeMPSC || h.Flags&layout.FlagMulti != 0
+	if o.multiSet && multi != o.multi {
+		return bad("multi-producer", o.multi, multi)
+	}
+	if o.multiConsumerSet && (h.Mode == layout.ModeWorkQueue) != o.multiConsumer {
+		return bad("multi-consumer", o.multiConsumer, h.Mode == layout.ModeWorkQueue)
+	}
+	if o.broadcastSet && (h.Mode != layout.ModeBroadcast || Overflow(h.Overflow) != o.overflow) {
+		if h.Mode != layout.ModeBroadcast {
+			return bad("broadcast", true, false)
+		}
+		return bad("overflow policy", o.overflow, Overflow(h.Overflow))
+	}
+	if o.consumers > 0 && uint32(o.consumers) != h.Consumers {
+		return bad("consumers", o.consumers, h.Consumers)
 	}
 	if o.producers > 0 && uint32(o.producers) != h.Producers {
 		return bad("producers", o.producers, h.Producers)
@@ -253,7 +289,7 @@ func attach[T any](g *region.Region, cd codec.Codec[T], o options) (_ *Chan[T], 
 		c.wire = rc.FixedSize()
 		c.fast = !rc.HasBool() && rc.Size() == c.wire && c.wire < fastRawMax
 	}
-	cfg := ring.Config{Spin: o.spin, StuckCheck: o.stuck, Alive: c.alive}
+	cfg := ring.Config{Spin: o.spin, StuckCheck: o.stuck, Alive: c.alive, Rescue: g.Rescue}
 	cfg.RecvBell, cfg.SendBell = g.Doorbells()
 	r, err := ring.New(c.mem, h, cfg)
 	if err != nil {
@@ -266,7 +302,7 @@ func attach[T any](g *region.Region, cd codec.Codec[T], o options) (_ *Chan[T], 
 // alive reports whether the holder of role entry i is alive: its role lock
 // is held by another open file description, or by this handle itself.
 func (c *Chan[T]) alive(i int) (bool, error) {
-	if int(c.sendEntry.Load()) == i {
+	if int(c.sendEntry.Load()) == i || c.recvEntry.Load() == int32(i) && i != 0 {
 		return true, nil
 	}
 	return c.reg.Alive(i)
@@ -311,6 +347,9 @@ func (c *Chan[T]) receiver() (*ring.Receiver, error) {
 	if c.rcv != nil {
 		return c.rcv, nil
 	}
+	if c.hdr.Mode.FanOut() {
+		return c.consumer()
+	}
 	ok, err := c.reg.TakeRole(0)
 	if err != nil {
 		return nil, fmt.Errorf("shmchan: %q: receiver role: %w", c.name, err)
@@ -325,6 +364,31 @@ func (c *Chan[T]) receiver() (*ring.Receiver, error) {
 	}
 	c.rcv = r
 	return r, nil
+}
+
+// consumer takes a free consumer entry (work queue, broadcast): ErrBusy at
+// once when every one is held. rmu held.
+func (c *Chan[T]) consumer() (*ring.Receiver, error) {
+	for k := 0; k < int(c.hdr.Consumers); k++ {
+		i := c.hdr.ConsumerEntry(k)
+		ok, err := c.reg.TakeRole(i)
+		if err != nil {
+			return nil, fmt.Errorf("shmchan: %q: receiver role: %w", c.name, err)
+		}
+		if !ok {
+			continue
+		}
+		c.recvEntry.Store(int32(i)) // before the receiver exists: its own claims are alive
+		r, err := c.ring.NewConsumer(i, region.Identity())
+		if err != nil {
+			c.recvEntry.Store(0)
+			c.reg.DropRole(i)
+			return nil, fmt.Errorf("shmchan: %q: %w", c.name, err)
+		}
+		c.rcv = r
+		return r, nil
+	}
+	return nil, fmt.Errorf("%w: %q: all %d receiver entries are held", ErrBusy, c.name, c.hdr.Consumers)
 }
 
 // enter guards Len and Stats against a concurrent Close; leave with
@@ -412,6 +476,14 @@ func (c *Chan[T]) Len() int {
 	defer c.life.RUnlock()
 	var err error
 	defer region.Recover(&err, region.Protect())
+	if c.hdr.Mode == layout.ModeBroadcast {
+		// A broadcast receiver's own backlog; a handle that has not joined
+		// has none (it sees only what is sent after it joins).
+		if e := c.recvEntry.Load(); e != 0 {
+			return c.ring.Backlog(int(e))
+		}
+		return 0
+	}
 	return c.ring.Len()
 }
 

@@ -188,9 +188,11 @@ func (c *Chan[T]) RecvFunc(ctx context.Context, read func(*T)) (err error) {
 }
 
 // All returns an iterator over the values received until the channel is
-// closed and drained (then it stops without an error). Any other error,
-// including the context's, is yielded once with a zero value, and the
-// iteration stops. Breaking out of the loop leaves the channel as it is.
+// closed and drained (then it stops without an error). A *LagError (a
+// DropOldest receiver that fell behind) is yielded with a zero value and
+// the iteration goes on. Any other error, including the context's, is
+// yielded once with a zero value, and the iteration stops. Breaking out of
+// the loop leaves the channel as it is.
 //
 //	for v, err := range c.All(ctx) {
 //		if err != nil { ... }
@@ -203,7 +205,7 @@ func (c *Chan[T]) All(ctx context.Context) iter.Seq2[T, error] {
 			if errors.Is(err, ring.ErrClosed) && !errors.Is(err, errHandleClosed) {
 				return
 			}
-			if !yield(v, err) || err != nil {
+			if !yield(v, err) || err != nil && !errors.Is(err, ErrLagged) {
 				return
 			}
 		}

@@ -171,6 +171,17 @@ func (r *Ring) Len() int {
 	return int(min(t-h, r.capacity))
 }
 
+// Backlog returns how many values broadcast receiver entry i has still to
+// read: the tail count less its cursor, clamped to [0, Cap].
+func (r *Ring) Backlog(i int) int {
+	t := atomic.LoadUint64(r.tail) &^ layout.ClosedBit
+	c := atomic.LoadUint64(word64(r.mem, layout.RoleOffset(i)+layout.RoleCursor))
+	if t <= c {
+		return 0
+	}
+	return int(min(t-c, r.capacity))
+}
+
 // Closed reports whether the closed bit is set in the tail word.
 func (r *Ring) Closed() bool { return atomic.LoadUint64(r.tail)&layout.ClosedBit != 0 }
 

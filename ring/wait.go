@@ -261,10 +261,21 @@ type sleepSignal struct{}
 
 func (*sleepSignal) Error() string { return "ring: sleep" }
 
-// spinFor re-checks the ring for the spin window, yielding now and then,
-// and returns errSleep when the caller should sleep. It yields the
-// processor every 1024 checks, so a spinning side never keeps the side it
-// waits for off a CPU for long; WaitSpin spins for ever.
+// pureSpin is how many checks a blocked call makes back to back before it
+// starts yielding the processor between checks: about a microsecond, long
+// enough to catch a peer that is running on another core, short enough
+// not to matter when the peer is waiting for this core.
+const pureSpin = 256
+
+// spinFor re-checks the ring for the spin window and returns errSleep when
+// the caller should sleep (WaitSpin never does). After the first pureSpin
+// checks it yields the processor to the operating system between checks
+// (futex.Yield, sched_yield), so that a spinning side never keeps the side
+// it waits for off a CPU: on a machine with more busy processes than cores
+// (four producers and a receiver on two), the peer that must move first
+// runs instead of waiting for the spinner's time slice to end. A yield with
+// nothing else runnable returns at once, so on an idle core this is still
+// a spin.
 func (r *Ring) spinFor(ctx context.Context, check func() (readiness, error)) error {
 	done, dead := ctx.Done(), r.life.Done()
 	spinUntil := time.Now().Add(r.spin)
@@ -273,7 +284,10 @@ func (r *Ring) spinFor(ctx context.Context, check func() (readiness, error)) err
 		if err != nil || st == ready {
 			return err
 		}
-		if i&63 == 0 {
+		if i > pureSpin {
+			futex.Yield()
+		}
+		if i&63 == 0 || i > pureSpin && i&7 == 0 {
 			select {
 			case <-done:
 				return ctx.Err()
@@ -285,7 +299,7 @@ func (r *Ring) spinFor(ctx context.Context, check func() (readiness, error)) err
 				return errSleep
 			}
 			if i&1023 == 0 {
-				runtime.Gosched()
+				runtime.Gosched() // other goroutines of this process, too
 			}
 		}
 	}

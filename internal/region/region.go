@@ -214,6 +214,20 @@ func (g *Region) Held(n int) ([]bool, error) {
 	return g.obj.HeldRange(layout.RoleLockBase, int64(n))
 }
 
+// rescueLock is the byte of the work queue's rescue lock: far past every
+// role entry's lock, so tools listing held entries never see it.
+const rescueLock = layout.RoleLockBase + 1<<24
+
+// Rescue takes the work queue's rescue lock without waiting: ok false if
+// another open file description holds it. A holder that dies drops it.
+func (g *Region) Rescue() (unlock func(), ok bool, err error) {
+	ok, err = g.obj.TryLock(rescueLock)
+	if err != nil || !ok {
+		return nil, false, err
+	}
+	return func() { g.obj.Unlock(rescueLock) }, true, nil
+}
+
 // Identity is what this process records in a role entry it takes.
 func Identity() ring.Identity {
 	selfOnce.Do(func() {
