@@ -16,7 +16,7 @@ import (
 // rawInfo is what record and replay need to know about a channel.
 type rawInfo struct {
 	shmchan.RawInfo
-	Topology  string // "spsc", "mpsc", ...
+	Topology  string // layout.Mode's name: "spsc", "mpsc", "workqueue", "broadcast"
 	Broadcast bool   // a receiver subscribes without consuming
 }
 
@@ -28,9 +28,13 @@ type rawMsg = shmchan.RawMsg
 type rawConn interface {
 	Info() rawInfo
 	// Hold waits for at least one value and fills msgs with up to
-	// len(msgs) values without consuming them; Release consumes them. It
-	// takes the receiver role on first use. A closed and drained channel
-	// is shmchan.ErrClosed.
+	// len(msgs) values without consuming them; Release consumes them (a
+	// broadcast receiver's release only moves its own cursor). It takes a
+	// receiver role on first use: entry 0 in SPSC and MPSC, a free
+	// consumer entry in a work queue or broadcast, where a broadcast
+	// receiver joins and sees the values sent from then on. A closed and
+	// drained channel is shmchan.ErrClosed; a broadcast DropOldest
+	// receiver that fell behind gets a *shmchan.LagError once per gap.
 	Hold(ctx context.Context, msgs []rawMsg) (int, error)
 	// Release consumes the first n values held.
 	Release(n int) error

@@ -13,9 +13,10 @@ import (
 	"github.com/shmchan/shmchan"
 	"github.com/shmchan/shmchan/cmd/shmchan/internal/capture"
 	"github.com/shmchan/shmchan/cmd/shmchan/internal/progress"
+	"github.com/shmchan/shmchan/layout"
 )
 
-const recordUsage = `usage: shmchan record -consume [-count N] [-duration D] [-f] NAME FILE
+const recordUsage = `usage: shmchan record [-consume] [-count N] [-duration D] [-f] NAME FILE
 
 Records channel NAME into FILE: the slot bytes of every value, each with
 the time the recorder took it, after a header naming the channel's codec,
@@ -29,27 +30,36 @@ case the file is finished properly (its end record written and synced);
 a recording whose recorder was killed lacks the end record, and replay
 says so (replay -partial takes what is there).
 
-Broadcast channels, where a recorder would subscribe without taking
-anything from the other receivers, do not exist yet. Today every channel
-has one receiver that consumes what it takes, so recording needs -consume:
-the recorder takes the receiver role (refused with "role held by a live
-process" while another receiver is alive) and the values it records are
-gone from the channel. Use it for a channel nobody else reads, or one you
-fill for the purpose. Each value is written to the file before it is
-released from the channel: a recorder that is killed loses no value (the
-last ones it wrote may also still be in the channel, for the next
-receiver).
+A broadcast channel (shmchan.WithBroadcast) is recorded as a subscriber:
+the recorder takes one of its receiver entries (refused with "busy" when
+every one is held), sees every value sent from the moment it joins, and
+takes nothing from the other receivers. On a WaitForSlowest channel a
+recorder that cannot keep up holds the senders back, as any receiver
+does; on a DropOldest channel it may miss values, which it counts and
+reports (the recording then has gaps).
+
+Any other channel has receivers that consume what they take, so
+recording needs -consume: on an SPSC or MPSC channel the recorder takes
+the receiver role (refused with "role held by a live process" while
+another receiver is alive), on a work queue it becomes one more receiver
+and records only the values it is handed; the values it records are gone
+from the channel. Use it for a channel nobody else reads, or one you fill
+for the purpose. Each value is written to the file before it is released
+from the channel: a recorder that is killed loses no value (the last ones
+it wrote may also still be in the channel, for the next receiver).
 
 A progress line (values, rate, elapsed) is shown on a terminal, on
 standard error; a summary line is printed on standard output at the end.
 
-  -consume     take the receiver role and consume the values (required
-               for a channel that is not a broadcast channel)
+  -consume     take a receiver role and consume the values (required
+               for a channel that is not a broadcast channel; a
+               broadcast channel is never consumed)
   -count N     stop after N values (default 0: no limit)
   -duration D  stop after D, e.g. 30s or 5m (default 0: no limit)
   -f           overwrite FILE if it exists
 
-Example:
+Examples:
+  shmchan record -duration 1m prices /tmp/prices.rec      (a broadcast channel)
   shmchan record -consume -count 100000 orders /tmp/orders.rec
   shmchan replay -rate max /tmp/orders.rec orders-test
 
@@ -84,8 +94,12 @@ func runRecord(args []string) int {
 		errf("record", "%v", err)
 		return 1
 	}
-	fmt.Printf("recorded %d values (%s) from %s to %s in %v: %s\n",
-		res.count, humanBytes(res.bytes), opts.name, opts.file, res.elapsed.Round(time.Millisecond), res.why)
+	missed := ""
+	if res.missed > 0 {
+		missed = fmt.Sprintf("; missed %d overwritten before the recorder read them", res.missed)
+	}
+	fmt.Printf("recorded %d values (%s) from %s to %s in %v: %s%s\n",
+		res.count, humanBytes(res.bytes), opts.name, opts.file, res.elapsed.Round(time.Millisecond), res.why, missed)
 	return 0
 }
 
@@ -101,6 +115,7 @@ type recordOpts struct {
 type recordResult struct {
 	count   int64
 	bytes   int64
+	missed  uint64 // broadcast DropOldest: values overwritten before the recorder read them
 	elapsed time.Duration
 	why     string // why it stopped
 }
@@ -120,9 +135,13 @@ func record(ctx context.Context, o recordOpts) (res recordResult, err error) {
 	defer conn.Close()
 	info := conn.Info()
 	if !info.Broadcast && !o.consume {
-		return res, fmt.Errorf("%s is a %s channel: %w taken by its own receiver, which would then never see them. "+
-			"Broadcast channels (a recorder that subscribes without consuming) are not there yet; "+
-			"-consume takes the receiver role and consumes what it records", o.name, topologyName(info.Topology), errNeedConsume)
+		what := "taken by its own receiver, which would then never see them"
+		if info.Topology == layout.ModeWorkQueue.String() {
+			what = "taken from its receivers, each of which gets a share"
+		}
+		return res, fmt.Errorf("%s is a %s channel: %w %s. "+
+			"A broadcast channel (shmchan.WithBroadcast) is recorded as a subscriber, without taking anything; "+
+			"-consume takes a receiver role here and consumes what it records", o.name, topologyName(info.Topology), errNeedConsume, what)
 	}
 	flags := os.O_WRONLY | os.O_CREATE | os.O_EXCL
 	if o.force {
@@ -185,6 +204,15 @@ func record(ctx context.Context, o recordOpts) (res recordResult, err error) {
 			}
 		}
 		o.line.Update("record %s: %s", o.name, progress.Rate(uint64(w.Count()), "values", time.Since(start)))
+		var lag *shmchan.LagError
+		if errors.As(herr, &lag) {
+			// DropOldest overwrote values before the recorder read them:
+			// count them and go on with the oldest value still there.
+			res.missed += lag.Missed
+			o.line.Clear()
+			fmt.Fprintf(os.Stderr, "shmchan record: %s: missed %d values (the channel drops the oldest for a slow receiver)\n", o.name, lag.Missed)
+			continue
+		}
 		if herr != nil {
 			switch {
 			case errors.Is(herr, shmchan.ErrClosed):
@@ -221,6 +249,10 @@ func topologyName(t string) string {
 		return "single-producer (SPSC)"
 	case "mpsc":
 		return "multi-producer (MPSC)"
+	case "workqueue":
+		return "work-queue"
+	case "broadcast":
+		return "broadcast"
 	}
 	return t
 }

@@ -6,10 +6,12 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -505,4 +507,180 @@ func TestRecordKilled(t *testing.T) {
 		left++
 	}
 	t.Logf("killed after recording %d values; %d left in the channel (%d in both)", k, left, k-int(first.Seq))
+}
+
+// waitReceivers waits until name has want live receivers.
+func waitReceivers(t *testing.T, name string, want int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		s, err := snapshotOne(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if lr, _ := s.liveRoles(); lr == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: never had %d live receivers: %+v", name, want, s.Roles)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// recordedSeqs reads a finished recording's values' sequence numbers.
+func recordedSeqs(t *testing.T, file string) []uint64 {
+	t.Helper()
+	f, err := os.Open(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	r, err := capture.NewReader(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var seqs []uint64
+	for {
+		rec, err := r.Next()
+		if errors.Is(err, io.EOF) {
+			return seqs
+		}
+		if err != nil {
+			t.Fatalf("after %d records: %v", len(seqs), err)
+		}
+		seqs = append(seqs, binary.LittleEndian.Uint64(rec.Data))
+	}
+}
+
+// TestRecordBroadcast: record subscribes to a broadcast channel without
+// -consume, while another subscriber also gets every value.
+func TestRecordBroadcast(t *testing.T) {
+	n := 50_000
+	if testing.Short() {
+		n = 10_000
+	}
+	name := newName(t)
+	c, err := shmchan.Create[rec](name, shmchan.WithCapacity(256), shmchan.WithBroadcast(shmchan.WaitForSlowest), shmchan.WithConsumers(4))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	sub, err := shmchan.Open[rec](name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	if _, err := sub.TryRecv(); !errors.Is(err, shmchan.ErrEmpty) { // joins
+		t.Fatalf("the subscriber's first receive: %v, want ErrEmpty", err)
+	}
+	file := filepath.Join(t.TempDir(), "broadcast.rec")
+	rt := startTool(t, "record", name, file)
+	waitReceivers(t, name, 2) // the subscriber and the recorder
+
+	subErr := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		for i := 0; i < n; i++ {
+			v, err := sub.Recv(ctx)
+			if err != nil || v != recValue(i) {
+				subErr <- fmt.Errorf("subscriber, value %d: %+v, %v", i, v, err)
+				return
+			}
+		}
+		if _, err := sub.Recv(ctx); !errors.Is(err, shmchan.ErrClosed) {
+			subErr <- fmt.Errorf("subscriber after %d values: %v, want ErrClosed", n, err)
+			return
+		}
+		subErr <- nil
+	}()
+	sendRecs(t, c, 0, n)
+	if err := c.CloseSend(); err != nil {
+		t.Fatal(err)
+	}
+	out, errOut, code := rt.wait(t)
+	t.Logf("%s", strings.TrimSpace(out))
+	if code != 0 || !strings.HasPrefix(out, fmt.Sprintf("recorded %d values ", n)) || !strings.Contains(out, "channel closed and drained") || errOut != "" {
+		t.Fatalf("record: exit %d, out %q, err %q", code, out, errOut)
+	}
+	if err := <-subErr; err != nil {
+		t.Fatal(err)
+	}
+	seqs := recordedSeqs(t, file)
+	if len(seqs) != n {
+		t.Fatalf("the recording holds %d values, want %d", len(seqs), n)
+	}
+	for i, s := range seqs {
+		if s != uint64(i) {
+			t.Fatalf("record %d holds value %d", i, s)
+		}
+	}
+}
+
+// TestRecordBroadcastLagged: a recorder stopped (SIGSTOP) while a
+// DropOldest channel laps it misses values; it counts them, says so, and
+// records the rest in order.
+func TestRecordBroadcastLagged(t *testing.T) {
+	const n = 200
+	name := newName(t)
+	c, err := shmchan.Create[rec](name, shmchan.WithCapacity(16), shmchan.WithBroadcast(shmchan.DropOldest))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	file := filepath.Join(t.TempDir(), "lagged.rec")
+	rt := startTool(t, "record", name, file)
+	waitReceivers(t, name, 1)
+	sendRecs(t, c, 0, 5)
+	if err := rt.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	sendRecs(t, c, 5, n) // never waits: the oldest values are overwritten
+	if err := rt.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	c.CloseSend()
+	out, errOut, code := rt.wait(t)
+	t.Logf("%s%s", out, errOut)
+	var got, missed int
+	if _, err := fmt.Sscanf(out, "recorded %d values", &got); err != nil || code != 0 {
+		t.Fatalf("record: exit %d, out %q, err %q", code, out, errOut)
+	}
+	if i := strings.Index(out, "; missed "); i < 0 {
+		t.Fatalf("record does not say it missed values: %q", out)
+	} else if _, err := fmt.Sscanf(out[i:], "; missed %d", &missed); err != nil {
+		t.Fatal(err)
+	}
+	if got+missed != n || missed == 0 || !strings.Contains(errOut, "missed") {
+		t.Fatalf("recorded %d and missed %d of %d values; stderr %q", got, missed, n, errOut)
+	}
+	seqs := recordedSeqs(t, file)
+	if len(seqs) != got || seqs[len(seqs)-1] != n-1 {
+		t.Fatalf("the file holds %d values ending with %v, want %d ending with %d", len(seqs), seqs[len(seqs)-1:], got, n-1)
+	}
+	for i := 1; i < len(seqs); i++ {
+		if seqs[i] <= seqs[i-1] {
+			t.Fatalf("record %d holds value %d after %d", i, seqs[i], seqs[i-1])
+		}
+	}
+}
+
+// A work queue is consumed like an SPSC channel: -consume is needed.
+func TestRecordWorkQueueNeedsConsume(t *testing.T) {
+	name := newName(t)
+	c, err := shmchan.Create[rec](name, shmchan.WithMultiConsumer())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	sendRecs(t, c, 0, 3)
+	c.CloseSend()
+	file := filepath.Join(t.TempDir(), "wq.rec")
+	if _, errOut, code := tool(t, "record", name, file); code != 1 || !strings.Contains(errOut, "work-queue channel") || !strings.Contains(errOut, "-consume") {
+		t.Errorf("record of a work queue without -consume: exit %d, %q", code, errOut)
+	}
+	if out, errOut, code := tool(t, "record", "-consume", name, file); code != 0 || !strings.HasPrefix(out, "recorded 3 values") {
+		t.Errorf("record -consume of a work queue: exit %d, %q, %q", code, out, errOut)
+	}
 }
