@@ -86,9 +86,7 @@ func (r *Ring) wakeSlow(s *side, w uint32) {
 		return
 	}
 	if atomic.CompareAndSwapUint32(s.seq, w-1, w) {
-		if wakeHook != nil {
-			wakeHook()
-		}
+		hookWakeClaimed()
 		r.notify(s, true)
 		atomic.CompareAndSwapUint32(s.waiting, w, 0) // delivered
 		return
@@ -120,15 +118,6 @@ func (r *Ring) notify(s *side, count bool) {
 	}
 	futex.Wake(s.seq, math.MaxInt32) //nolint:errcheck // a failed wake is retried by the sleeper's own re-check
 }
-
-// wakeHook, when set by a test, runs between a single-sleeper waker's CAS
-// and its wake call: a test makes its process stop or die there.
-var wakeHook func()
-
-// SetWakeHook installs f to run in the window between winning a wake's CAS
-// and making the wake call, in this process. It exists for tests that kill
-// or stop a waker inside that window; production code never calls it.
-func SetWakeHook(f func()) { wakeHook = f }
 
 // readiness is what a blocked call checks.
 type readiness uint8
