@@ -45,7 +45,7 @@
 // is non-zero, so a busy channel makes no system call at all. Only a
 // sleeper changes its own waiting word, so no waker can cancel a later
 // wake-up. Spurious wake-ups are allowed everywhere; every wake is followed
-// by a re-check. See (*Ring).block for the proof. A single sleeper (the
+// by a re-check. See wait.go for the proof. A single sleeper (the
 // receiver, or the SPSC sender) records the futex value it sleeps on, and
 // only the waker whose CAS moves that value makes the system call. On amd64
 // the first sleep of a call skips the membarrier that orders a sleeper's

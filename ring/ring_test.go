@@ -38,7 +38,7 @@ func (b chanBell) Wait(ctx context.Context, timeout time.Duration) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	case <-tc:
-		return nil
+		return context.DeadlineExceeded // a timeout is not a ring (the pass-on rule tells them apart)
 	}
 }
 

@@ -60,12 +60,12 @@ type Doorbell interface {
 
 // side is one direction's sleeping state in the region.
 type side struct {
-	seq     *uint32 // futex word the sleepers wait on; any waker moves it
-	waiting *uint32 // single: 0, or 1 + the seq the sleeper sleeps on; else: number of sleepers that may be asleep
-	sleeps  *uint64 // statistics: how often a sleeper went to sleep
-	wakes   *uint64 // statistics: wake calls made to this side's sleepers
-	bell    Doorbell
-	single  bool // one sleeper at most
+	seq        *uint32 // futex word the sleepers wait on; any waker moves it
+	waiting    *uint32 // single: 0, or 1 + the seq the sleeper sleeps on; else: number of sleepers that may be asleep
+	sleeps     *uint64 // statistics: how often a sleeper went to sleep
+	wakes      *uint64 // statistics: wake calls made to this side's sleepers
+	bell       Doorbell
+	oneSleeper bool // one sleeper at most (else waiting counts sleepers)
 }
 
 // wake is called by the other side after it published. The fast path is
@@ -81,14 +81,12 @@ func (r *Ring) wake(s *side) {
 }
 
 func (r *Ring) wakeSlow(s *side, w uint32) {
-	if !s.single {
+	if !s.oneSleeper {
 		r.wakeAll(s, true)
 		return
 	}
 	if atomic.CompareAndSwapUint32(s.seq, w-1, w) {
-		if wakeHook != nil {
-			wakeHook()
-		}
+		hookWakeClaimed()
 		r.notify(s, true)
 		atomic.CompareAndSwapUint32(s.waiting, w, 0) // delivered
 		return
@@ -121,15 +119,6 @@ func (r *Ring) notify(s *side, count bool) {
 	futex.Wake(s.seq, math.MaxInt32) //nolint:errcheck // a failed wake is retried by the sleeper's own re-check
 }
 
-// wakeHook, when set by a test, runs between a single-sleeper waker's CAS
-// and its wake call: a test makes its process stop or die there.
-var wakeHook func()
-
-// SetWakeHook installs f to run in the window between winning a wake's CAS
-// and making the wake call, in this process. It exists for tests that kill
-// or stop a waker inside that window; production code never calls it.
-func SetWakeHook(f func()) { wakeHook = f }
-
 // readiness is what a blocked call checks.
 type readiness uint8
 
@@ -140,14 +129,14 @@ const (
 	skipped // the slot at head was abandoned and head moved past it: look again at once
 )
 
-// block waits until check reports ready or an error, or ctx is done (see
+// await waits until check reports ready or an error, or ctx is done (see
 // the proof at the top of this file).
 //
 // mark, if not nil, is the caller's role-entry flag word: RoleSleeping is set
 // in it exactly while the caller is counted in s.waiting (set after the
 // increment, cleared before the decrement), so whoever takes over the entry
 // of a holder that died asleep knows to take it out of the count.
-func (r *Ring) block(ctx context.Context, s *side, mark *uint32, check func() (readiness, error)) error {
+func (r *Ring) await(ctx context.Context, s *side, mark *uint32, check func() (readiness, error)) error {
 	if err := r.spinFor(ctx, check); err != errSleep {
 		return err
 	}
@@ -171,7 +160,7 @@ func (r *Ring) block(ctx context.Context, s *side, mark *uint32, check func() (r
 	barrier, mustPoll := sleeperBarrier()
 	for first := true; ; first = false {
 		seq := atomic.LoadUint32(s.seq)
-		if s.single {
+		if s.oneSleeper {
 			if seq == math.MaxUint32 { // 1+seq must not be 0, "nobody waits"
 				atomic.CompareAndSwapUint32(s.seq, seq, 0)
 				continue
@@ -238,7 +227,7 @@ func (r *Ring) block(ctx context.Context, s *side, mark *uint32, check func() (r
 			// wake (seq moved since it slept) passes one token on while
 			// others are still counted asleep; one that slept on the
 			// current seq does not, so tokens cannot circulate forever.
-			if got && !s.single && atomic.LoadUint32(s.seq) != seq && atomic.LoadUint32(s.waiting) != 0 {
+			if got && !s.oneSleeper && atomic.LoadUint32(s.seq) != seq && atomic.LoadUint32(s.waiting) != 0 {
 				s.bell.Ring()
 			}
 		} else {
@@ -309,7 +298,7 @@ func leave(s *side, mark *uint32) {
 	if mark != nil {
 		atomic.AndUint32(mark, ^uint32(layout.RoleSleeping))
 	}
-	if s.single {
+	if s.oneSleeper {
 		atomic.StoreUint32(s.waiting, 0)
 		return
 	}
