@@ -1,6 +1,9 @@
-// Package ring implements shmchan's two lock-free ring protocols, SPSC and
-// MPSC, over the bytes of a region laid out by package layout, and the way
-// each side waits (spin, then futex or message-queue sleep).
+// Package ring implements shmchan's lock-free ring protocols over the bytes
+// of a region laid out by package layout: SPSC (spsc.go), MPSC (mpsc.go),
+// the work queue (mpmc.go) and broadcast (broadcast.go), each a producer
+// and a consumer half behind two small interfaces chosen when a role is
+// taken; and the way each side waits (wait.go: spin, then futex or
+// message-queue sleep).
 //
 // It works on any []byte: the tests run it on plain Go memory first, and
 // the root package on a shared mapping.
