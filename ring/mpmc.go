@@ -76,8 +76,7 @@ func newWQConsumer(c *Receiver, i int) *wqConsumer {
 	unlock, ok := q.lock(r)
 	if ok {
 		lo, hi := atomic.LoadUint64(q.claimLo), atomic.LoadUint64(q.claimHi)
-		h, ch := atomic.LoadUint64(r.head), atomic.LoadUint64(q.claimHead)
-		if hi == lo+1 && h <= lo && lo < ch && !q.consumed(r, lo) {
+		if hi == lo+1 && lo < atomic.LoadUint64(q.claimHead) && q.unheld(r, lo) {
 			q.holding, c.head = true, lo
 		}
 		unlock()
@@ -207,10 +206,7 @@ func (q *wqConsumer) rescue(c *Receiver, h, ch uint64) bool {
 		off := layout.RoleOffset(i)
 		lo := atomic.LoadUint64(word64(r.mem, off+layout.RoleClaimLo))
 		hi := atomic.LoadUint64(word64(r.mem, off+layout.RoleClaimHi))
-		if hi != lo+1 || lo < h || lo >= ch || q.consumed(r, lo) {
-			continue
-		}
-		if live, err := q.liveClaim(r, lo); err != nil || live {
+		if hi != lo+1 || lo < h || lo >= ch || !q.unheld(r, lo) {
 			continue
 		}
 		// Ours now: record our claim, then withdraw the dead ones.
@@ -230,6 +226,22 @@ func (q *wqConsumer) rescue(c *Receiver, h, ch uint64) bool {
 		return true
 	}
 	return false
+}
+
+// unheld reports whether position p, recorded in a dead receiver's claim,
+// is still pending and no live receiver (other than this one) claims it:
+// whether it may be taken over. A dead receiver's claim may be stale: it
+// records its claim before its claim CAS, so one that died between the two,
+// or after losing the CAS, claims a position another receiver won. The
+// head and the consumed mark are read after the claims, because a live
+// holder marks the position consumed (and head passes it only after that)
+// before it withdraws its claim: a position whose live claim we missed is
+// seen consumed. The caller holds the rescue lock.
+func (q *wqConsumer) unheld(r *Ring, p uint64) bool {
+	if live, err := q.liveClaim(r, p); err != nil || live {
+		return false
+	}
+	return atomic.LoadUint64(r.head) <= p && !q.consumed(r, p)
 }
 
 // liveClaim reports whether a live receiver (other than this one) has a

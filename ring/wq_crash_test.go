@@ -1,0 +1,148 @@
+package ring
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/shmchan/shmchan/layout"
+)
+
+// Work-queue receivers that die at the instructions where a crash is
+// hardest to recover from, on Go memory: the dead receiver's state is what
+// its last stores left in the region, written here the way its code writes
+// it.
+
+// setClaim writes the claim words of role entry i, as a receiver does
+// before its claim CAS.
+func setClaim(mem []byte, i int, lo, hi uint64) {
+	off := layout.RoleOffset(i)
+	atomic.StoreUint64(word64(mem, off+layout.RoleClaimHi), hi)
+	atomic.StoreUint64(word64(mem, off+layout.RoleClaimLo), lo)
+}
+
+// tryGet is get without waiting.
+func tryGet(c *Receiver) (uint64, error) {
+	b, err := c.TryPeek()
+	if err != nil {
+		return 0, err
+	}
+	v := binary.LittleEndian.Uint64(b)
+	c.Release()
+	return v, nil
+}
+
+// pollGet calls TryPeek until it gives something other than ErrEmpty, for
+// a while (several stuck checks): a rescue or a skip happens only once per
+// stuck check.
+func pollGet(c *Receiver, d time.Duration) (uint64, error) {
+	deadline := time.Now().Add(d)
+	for {
+		v, err := tryGet(c)
+		if !errors.Is(err, ErrEmpty) || time.Now().After(deadline) {
+			return v, err
+		}
+		time.Sleep(200 * time.Microsecond)
+	}
+}
+
+// TestWorkQueueStaleClaimNotResumed: receiver A records its claim of
+// position 0, B wins position 0 with its CAS, and A dies before it
+// withdraws its claim (between its stores and its failed CAS). A process
+// that takes A's entry over must not resume that claim while B, alive,
+// holds the position: the value would be returned twice.
+func TestWorkQueueStaleClaimNotResumed(t *testing.T) {
+	mem, h := fanRegion(t, layout.ModeWorkQueue, 0, 8, 1, 3)
+	var l liveness
+	r := newRing(t, mem, h, l.config())
+	ctx := context.Background()
+	s, _ := r.NewSender(1, Identity{})
+	ea, eb := h.ConsumerEntry(0), h.ConsumerEntry(1)
+	if _, err := r.NewConsumer(ea, Identity{}); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := r.NewConsumer(eb, Identity{})
+	put(s, ctx, 10)
+	if p, err := b.TryPeek(); err != nil || binary.LittleEndian.Uint64(p) != 10 {
+		t.Fatalf("b's peek: %v", err)
+	}
+	setClaim(mem, ea, 0, 1) // A's claim, recorded before the CAS it lost
+	l.dead.Store(ea, true)
+	a2, err := r.NewConsumer(ea, Identity{}) // A's successor
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.dead.Delete(ea)
+	if v, err := tryGet(a2); !errors.Is(err, ErrEmpty) {
+		t.Fatalf("A's successor got %d, %v while B holds it: the value is returned twice", v, err)
+	}
+	b.Release()
+	s.Close()
+	for _, c := range []*Receiver{a2, b} {
+		if v, err := pollGet(c, 50*time.Millisecond); !errors.Is(err, ErrClosed) {
+			t.Fatalf("after close: %d, %v; want ErrClosed", v, err)
+		}
+	}
+}
+
+// TestWorkQueueRescueConsumedPosition: A died with a stale claim of the
+// position B holds (as above); a rescuer finds A's claim and, while it asks
+// whether A lives, B consumes the position. The rescuer must not take the
+// consumed position: it would wait on it, find no writer, mark the slot
+// consumed again over the next lap's committed value, and that value would
+// be lost.
+func TestWorkQueueRescueConsumedPosition(t *testing.T) {
+	mem, h := fanRegion(t, layout.ModeWorkQueue, 0, 1, 1, 3)
+	var l liveness
+	ea, eb, ec := h.ConsumerEntry(0), h.ConsumerEntry(1), h.ConsumerEntry(2)
+	var b *Receiver
+	var hooked atomic.Bool
+	cfg := l.config()
+	cfg.Alive = func(i int) (bool, error) {
+		if i == ea && b != nil && hooked.CompareAndSwap(false, true) {
+			b.Release() // B consumes while the rescuer looks at A's claim
+		}
+		return l.alive(i)
+	}
+	r := newRing(t, mem, h, cfg)
+	ctx := context.Background()
+	s, _ := r.NewSender(1, Identity{})
+	r.NewConsumer(ea, Identity{})
+	bb, _ := r.NewConsumer(eb, Identity{})
+	c, _ := r.NewConsumer(ec, Identity{})
+	put(s, ctx, 10)
+	if _, err := bb.TryPeek(); err != nil {
+		t.Fatal(err)
+	}
+	setClaim(mem, ea, 0, 1)
+	l.dead.Store(ea, true)
+	b = bb
+	if v, err := tryGet(c); !errors.Is(err, ErrEmpty) {
+		t.Fatalf("rescuer: %d, %v", v, err)
+	}
+	if !hooked.Load() {
+		t.Fatal("the rescuer never looked at A's claim")
+	}
+	b = nil
+	// The next lap: one more value, which someone must get.
+	if err := put(s, ctx, 11); err != nil {
+		t.Fatal(err)
+	}
+	var got []uint64
+	for _, x := range []*Receiver{c, bb, c, bb} {
+		if v, err := pollGet(x, 20*time.Millisecond); err == nil {
+			got = append(got, v)
+		} else if !errors.Is(err, ErrEmpty) {
+			t.Fatal(err)
+		}
+	}
+	if len(got) != 1 || got[0] != 11 {
+		t.Fatalf("after the rescue got %v, want [11] (stats %+v)", got, r.Stats())
+	}
+	if st := r.Stats(); st.Abandoned != 0 {
+		t.Fatalf("stats %+v: a committed value was taken for abandoned", st)
+	}
+}
