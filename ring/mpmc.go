@@ -40,7 +40,10 @@ import (
 //     lock (Config.Rescue), so two rescuers never take one position; the
 //     rescuer records its own claim before it withdraws the dead ones;
 //   - a process taking over a dead receiver's entry resumes that entry's
-//     claim if it is still pending, under the same lock.
+//     claim if it is still pending, under the same lock; while another
+//     process holds the lock it leaves the claim recorded (its entry is
+//     live now, so rescuers leave it alone) and settles it at its next
+//     receive.
 //
 // CloseSend: a receiver gets ErrClosed once the tail is closed and head has
 // reached it: every value sent has been consumed, by someone.
@@ -56,6 +59,7 @@ type wqConsumer struct {
 	received         *uint64
 	claimHead        *uint64
 	holding          bool
+	pending          bool // a dead predecessor's claim is still to be settled
 	writer           writerCheck
 	lastRescue       time.Time
 }
@@ -71,20 +75,43 @@ func newWQConsumer(c *Receiver, i int) *wqConsumer {
 		claimHead: word64(r.mem, layout.OffClaimHead),
 		writer:    newWriterCheck(),
 	}
-	// A dead predecessor's claim still pending: resume it, unless a rescuer
-	// took it (the rescue lock keeps the two apart).
-	unlock, ok := q.lock(r)
-	if ok {
-		lo, hi := atomic.LoadUint64(q.claimLo), atomic.LoadUint64(q.claimHi)
-		if hi == lo+1 && lo < atomic.LoadUint64(q.claimHead) && q.unheld(r, lo) {
-			q.holding, c.head = true, lo
-		}
-		unlock()
-	}
-	if !q.holding {
-		atomic.StoreUint64(q.claimLo, atomic.LoadUint64(q.claimHi))
-	}
+	q.pending = true
+	q.settle(c) //nolint:errcheck // an error leaves the claim pending: peek settles it and reports
 	return q
+}
+
+// settle decides what becomes of the claim a dead predecessor left in this
+// entry: resumed if it is still pending (see unheld), else withdrawn. It
+// runs under the rescue lock, which keeps it apart from rescuers. If
+// another process holds the lock (or taking it fails), the claim stays
+// recorded and q.pending stays set, and the next peek tries again:
+// withdrawing it unsettled would lose the value for good (nobody rescues
+// a withdrawn claim, so head would never pass it), and rescuers leave it
+// alone meanwhile, since this entry's holder is alive. Without a rescue
+// lock there are no rescuers to race.
+func (q *wqConsumer) settle(c *Receiver) error {
+	r := c.r
+	if r.rescue != nil {
+		unlock, ok, err := r.rescue()
+		if err != nil || !ok {
+			return err
+		}
+		defer unlock()
+	}
+	lo, hi := atomic.LoadUint64(q.claimLo), atomic.LoadUint64(q.claimHi)
+	if hi == lo+1 && lo < atomic.LoadUint64(q.claimHead) {
+		free, err := q.unheld(r, lo)
+		if err != nil {
+			return err
+		}
+		if free {
+			q.pending, q.holding, c.head = false, true, lo
+			return nil
+		}
+	}
+	atomic.StoreUint64(q.claimLo, hi)
+	q.pending = false
+	return nil
 }
 
 func (*wqConsumer) runs() bool                                 { return false }
@@ -112,6 +139,11 @@ func (q *wqConsumer) lock(r *Ring) (func(), bool) {
 func (q *wqConsumer) peek(c *Receiver) ([]byte, readiness, error) {
 	r := c.r
 	for {
+		if q.pending {
+			if err := q.settle(c); err != nil || q.pending {
+				return nil, stuck, errOr(err, ErrEmpty)
+			}
+		}
 		if !q.holding {
 			st, err := q.claim(c)
 			if err != nil || !q.holding {
@@ -206,7 +238,10 @@ func (q *wqConsumer) rescue(c *Receiver, h, ch uint64) bool {
 		off := layout.RoleOffset(i)
 		lo := atomic.LoadUint64(word64(r.mem, off+layout.RoleClaimLo))
 		hi := atomic.LoadUint64(word64(r.mem, off+layout.RoleClaimHi))
-		if hi != lo+1 || lo < h || lo >= ch || !q.unheld(r, lo) {
+		if hi != lo+1 || lo < h || lo >= ch {
+			continue
+		}
+		if free, err := q.unheld(r, lo); err != nil || !free {
 			continue
 		}
 		// Ours now: record our claim, then withdraw the dead ones.
@@ -237,11 +272,11 @@ func (q *wqConsumer) rescue(c *Receiver, h, ch uint64) bool {
 // holder marks the position consumed (and head passes it only after that)
 // before it withdraws its claim: a position whose live claim we missed is
 // seen consumed. The caller holds the rescue lock.
-func (q *wqConsumer) unheld(r *Ring, p uint64) bool {
+func (q *wqConsumer) unheld(r *Ring, p uint64) (bool, error) {
 	if live, err := q.liveClaim(r, p); err != nil || live {
-		return false
+		return false, err
 	}
-	return atomic.LoadUint64(r.head) <= p && !q.consumed(r, p)
+	return atomic.LoadUint64(r.head) <= p && !q.consumed(r, p), nil
 }
 
 // liveClaim reports whether a live receiver (other than this one) has a

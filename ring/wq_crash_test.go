@@ -146,3 +146,53 @@ func TestWorkQueueRescueConsumedPosition(t *testing.T) {
 		t.Fatalf("stats %+v: a committed value was taken for abandoned", st)
 	}
 }
+
+// TestWorkQueueResumeLockBusy: A dies holding a value; its successor takes
+// the entry over while another process holds the rescue lock. The successor
+// must neither take the value unlocked nor drop A's claim: nobody rescues a
+// claim that was withdrawn, so the value would be lost and head would stay
+// behind it for good (the ring wedged once it fills).
+func TestWorkQueueResumeLockBusy(t *testing.T) {
+	mem, h := fanRegion(t, layout.ModeWorkQueue, 0, 2, 1, 2)
+	var l liveness
+	r := newRing(t, mem, h, l.config())
+	ctx := context.Background()
+	s, _ := r.NewSender(1, Identity{})
+	ea, eb := h.ConsumerEntry(0), h.ConsumerEntry(1)
+	a, _ := r.NewConsumer(ea, Identity{})
+	b, _ := r.NewConsumer(eb, Identity{})
+	put(s, ctx, 10)
+	if _, err := a.TryPeek(); err != nil {
+		t.Fatal(err)
+	}
+	l.dead.Store(ea, true) // A dies holding 10
+	l.mu.Lock()            // a rescuer elsewhere holds the lock
+	a2, err := r.NewConsumer(ea, Identity{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.dead.Delete(ea)
+	if v, err := tryGet(a2); !errors.Is(err, ErrEmpty) {
+		t.Fatalf("successor without the lock: %d, %v", v, err)
+	}
+	l.mu.Unlock()
+	put(s, ctx, 11)
+	s.Close()
+	var got []uint64
+	for _, x := range []*Receiver{a2, b} {
+		for {
+			v, err := pollGet(x, 100*time.Millisecond)
+			if err != nil {
+				if !errors.Is(err, ErrClosed) {
+					t.Fatalf("got %v, %v; stats %+v", got, err, r.Stats())
+				}
+				break
+			}
+			got = append(got, v)
+		}
+	}
+	if len(got) != 2 || got[0]+got[1] != 21 {
+		t.Fatalf("got %v, want 10 and 11", got)
+	}
+}
+
