@@ -22,7 +22,9 @@ import (
 // consumed(p) = uint32(p+1) with bit 31 flipped (SYNC POINT "consume",
 // release half), withdraws its claim, and moves the head word over every
 // consumed position at head (a CAS per position; receivers finish out of
-// order, and whoever finds the position at head consumed moves head on).
+// order, and whoever finds the position at head consumed moves head on,
+// including a receiver that finds nothing left to claim: the one that
+// marked it may have died before moving head).
 // Senders claim p+capacity only once head > p, so a slot is rewritten only
 // after its value was consumed. Positions in one slot within two laps
 // never share a seq or a consumed mark, because the capacity is at most
@@ -199,6 +201,14 @@ func (q *wqConsumer) claim(c *Receiver) (readiness, error) {
 			if h == cnt {
 				return notReady, c.emptyErr() // everything sent was consumed
 			}
+			// A receiver that died between marking the value at head
+			// consumed and moving head on leaves head behind a consumed
+			// run that nobody else's consume may ever move (no values
+			// left to consume): move it.
+			if q.advance(r) {
+				r.wake(&r.send)
+				continue
+			}
 			// Others hold values. If one of them died, take its value over.
 			if q.rescue(c, min(h, ch), ch) {
 				return ready, nil
@@ -321,12 +331,21 @@ func (q *wqConsumer) consume(c *Receiver, got bool) {
 	if got {
 		atomic.AddUint64(q.received, 1)
 	}
+	q.advance(r)
+	r.wake(&r.send)
+}
+
+// advance moves head over the consumed run at head (at most a ring's
+// worth), and reports whether it saw head move.
+func (q *wqConsumer) advance(r *Ring) bool {
+	moved := false
 	for n := uint64(0); n <= r.capacity; n++ {
 		h := atomic.LoadUint64(r.head)
 		if h >= atomic.LoadUint64(q.claimHead) || !q.consumed(r, h) { // SYNC POINT "consume" (acquire half)
 			break
 		}
 		atomic.CompareAndSwapUint64(r.head, h, h+1)
+		moved = true
 	}
-	r.wake(&r.send)
+	return moved
 }

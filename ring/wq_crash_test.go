@@ -196,3 +196,56 @@ func TestWorkQueueResumeLockBusy(t *testing.T) {
 	}
 }
 
+// TestWorkQueueDeadAtHead: A consumes the value at head (marks its slot)
+// and dies before it moves head on. Nobody else has a value to consume, so
+// no other receiver's consume moves head either: the receivers that find
+// nothing to claim must move it, or a closed channel never reports
+// ErrClosed and a full one never takes another value.
+func TestWorkQueueDeadAtHead(t *testing.T) {
+	for _, full := range []bool{false, true} {
+		mem, h := fanRegion(t, layout.ModeWorkQueue, 0, 2, 1, 2)
+		var l liveness
+		r := newRing(t, mem, h, l.config())
+		ctx := context.Background()
+		s, _ := r.NewSender(1, Identity{})
+		ea, eb := h.ConsumerEntry(0), h.ConsumerEntry(1)
+		a, _ := r.NewConsumer(ea, Identity{})
+		b, _ := r.NewConsumer(eb, Identity{})
+		put(s, ctx, 10)
+		if full {
+			put(s, ctx, 11)
+		}
+		if _, err := a.TryPeek(); err != nil {
+			t.Fatal(err)
+		}
+		if full {
+			if v, err := tryGet(b); err != nil || v != 11 {
+				t.Fatalf("b: %d, %v", v, err)
+			}
+		}
+		// A's consume, up to its crash: the mark, then the withdrawn claim.
+		atomic.StoreUint32(word32(r.slot(0), layout.SlotSeq), wqConsumed(0))
+		setClaim(mem, ea, 1, 1)
+		l.dead.Store(ea, true)
+		if full {
+			var err error
+			for deadline := time.Now().Add(100 * time.Millisecond); time.Now().Before(deadline); {
+				if _, err = tryGet(b); !errors.Is(err, ErrEmpty) {
+					break
+				}
+				if _, err = s.TryReserve(); err == nil {
+					break
+				}
+				time.Sleep(200 * time.Microsecond)
+			}
+			if err != nil {
+				t.Fatalf("full ring after a receiver died at head: %v (stats %+v)", err, r.Stats())
+			}
+			s.Abort()
+		}
+		s.Close()
+		if v, err := pollGet(b, 100*time.Millisecond); !errors.Is(err, ErrClosed) {
+			t.Fatalf("full %v: after close: %d, %v; want ErrClosed (stats %+v)", full, v, err, r.Stats())
+		}
+	}
+}
