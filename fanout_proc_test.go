@@ -285,12 +285,6 @@ func (p *fanProc) tail() []string {
 	return p.lines[max(0, len(p.lines)-5):]
 }
 
-func (p *fanProc) count() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return len(p.lines)
-}
-
 // finish waits (up to d) for the helper to exit by itself and returns its
 // lines and exit error.
 func (p *fanProc) finish(t testing.TB, d time.Duration) ([]string, error) {
