@@ -11,10 +11,11 @@ import (
 	"github.com/shmchan/shmchan/layout"
 )
 
-// Work-queue receivers that die at the instructions where a crash is
-// hardest to recover from, on Go memory: the dead receiver's state is what
-// its last stores left in the region, written here the way its code writes
-// it.
+// Fan-out peers caught between two of their stores, on Go memory: work-
+// queue receivers that die where a crash is hardest to recover from, and a
+// broadcast sender halfway through recording a claim. The peer's state is
+// what its last stores left in the region, written here the way its code
+// writes it.
 
 // setClaim writes the claim words of role entry i, as a receiver does
 // before its claim CAS.
@@ -246,6 +247,51 @@ func TestWorkQueueDeadAtHead(t *testing.T) {
 		s.Close()
 		if v, err := pollGet(b, 100*time.Millisecond); !errors.Is(err, ErrClosed) {
 			t.Fatalf("full %v: after close: %d, %v; want ErrClosed (stats %+v)", full, v, err, r.Stats())
+		}
+	}
+}
+
+// TestBroadcastClaimInBetween: a broadcast sender records a claim by
+// storing its claim's hi, then its lo. Between the two, its entry shows
+// [the end of its last claim, the new hi): a lo that may be far behind the
+// tail if others sent meanwhile. Such a lo is no claim in progress (one
+// that won its CAS is never more than a ring behind the tail, and one
+// whose lo is already behind the tail cannot win any more); another sender
+// must not take it for its bound and call the region corrupt.
+func TestBroadcastClaimInBetween(t *testing.T) {
+	mem, h := fanRegion(t, layout.ModeBroadcast, layout.OverflowWait, 8, 2, 1)
+	var l liveness
+	r := newRing(t, mem, h, l.config())
+	ctx := context.Background()
+	a, _ := r.NewSender(1, Identity{})
+	b, _ := r.NewSender(2, Identity{})
+	c, _ := r.NewConsumer(h.ConsumerEntry(0), Identity{})
+	put(a, ctx, 0) // a's claim [0, 1), withdrawn: lo = hi = 1
+	if v, err := get(c, ctx); err != nil || v != 0 {
+		t.Fatal(v, err)
+	}
+	for i := uint64(1); i < 20; i++ { // b sends more than a ring meanwhile
+		if err := put(b, ctx, i); err != nil {
+			t.Fatal(err)
+		}
+		if v, err := get(c, ctx); err != nil || v != i {
+			t.Fatal(v, err)
+		}
+	}
+	// a starts its next claim: the new hi is stored, lo not yet.
+	off := layout.RoleOffset(1)
+	atomic.StoreUint64(word64(mem, off+layout.RoleClaimHi), 21)
+	// b sends on (its bound is computed again within a ring's worth).
+	for i := uint64(20); i < 40; i++ {
+		buf, err := b.TryReserve()
+		if err != nil {
+			t.Fatalf("value %d, with a's claim half recorded: %v", i, err)
+		}
+		binary.LittleEndian.PutUint64(buf, i)
+		binary.LittleEndian.PutUint64(buf[8:], ^i)
+		b.Commit(16)
+		if v, err := get(c, ctx); err != nil || v != i {
+			t.Fatal(v, err)
 		}
 	}
 }
