@@ -316,6 +316,27 @@ func (p *fanProc) signal(t testing.TB, sig syscall.Signal) {
 	}
 }
 
+// stop SIGSTOPs the helper and waits until it is stopped: kill(2) returns
+// before the signal takes effect, and until then the process runs on.
+func (p *fanProc) stop(t testing.TB) {
+	t.Helper()
+	p.signal(t, syscall.SIGSTOP)
+	stat := fmt.Sprintf("/proc/%d/stat", p.h.cmd.Process.Pid)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Microsecond) {
+		b, err := os.ReadFile(stat)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The state follows the parenthesised command name.
+		if i := strings.LastIndexByte(string(b), ')'); i > 0 && i+2 < len(b) && (b[i+2] == 'T' || b[i+2] == 't') {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("helper not stopped 10s after SIGSTOP: %s", b)
+		}
+	}
+}
+
 // fanKey names one value: its sender and sequence number.
 type fanKey struct{ p, seq uint64 }
 
@@ -809,7 +830,7 @@ func TestBroadcastGate(t *testing.T) {
 		}
 	}
 	for round := 0; round < 2; round++ {
-		slow.signal(t, syscall.SIGSTOP)
+		slow.stop(t)
 		// The stopped subscriber has read everything sent before: a whole
 		// ring fits, then nothing.
 		if at := len(slow.vals(t).vals); at != int(seq) {
