@@ -51,11 +51,13 @@ type Doorbell interface {
 	// Ring makes the sleeper's current or next Wait return. It never blocks;
 	// a ring that finds the bell already rung may be dropped.
 	Ring()
-	// Wait blocks until Ring is called (possibly before Wait began), ctx is
-	// done, or timeout passes (timeout < 0: no limit). It returns nil only
-	// when it consumed a ring. Spurious returns are allowed: the caller
-	// always re-checks.
-	Wait(ctx context.Context, timeout time.Duration) error
+	// Wait blocks until Ring is called (possibly before Wait began), woken
+	// reports true (the sleeper's futex word moved: a waker moves it before
+	// it rings), ctx is done, or timeout passes (timeout < 0: no limit). One
+	// Ring must end the Wait of every handle sleeping on the bell at the
+	// time, in every process (the sides with many sleepers rely on it).
+	// Spurious returns are allowed: the caller always re-checks.
+	Wait(ctx context.Context, timeout time.Duration, woken func() bool) error
 }
 
 // side is one direction's sleeping state in the region.
@@ -221,15 +223,11 @@ func (r *Ring) await(ctx context.Context, s *side, mark *uint32, check func() (r
 		}
 		atomic.AddUint64(s.sleeps, 1)
 		if r.wait == layout.WaitMQ {
-			got := s.bell.Wait(ctx, timeout) == nil
+			// One token wakes every sleeper of the side: each has its own
+			// descriptor of the doorbell and waits for an arrival, not for
+			// the token (see Doorbell).
+			s.bell.Wait(ctx, timeout, func() bool { return atomic.LoadUint32(s.seq) != seq }) //nolint:errcheck // re-checked below
 			leave(s, mark)
-			// A token wakes one sleeper, not all. A sender woken by a real
-			// wake (seq moved since it slept) passes one token on while
-			// others are still counted asleep; one that slept on the
-			// current seq does not, so tokens cannot circulate forever.
-			if got && !s.oneSleeper && atomic.LoadUint32(s.seq) != seq && atomic.LoadUint32(s.waiting) != 0 {
-				s.bell.Ring()
-			}
 		} else {
 			futex.Wait(s.seq, seq, timeout) //nolint:errcheck // spurious wake-ups and timeouts are re-checked
 			leave(s, mark)
