@@ -69,9 +69,9 @@ func TestAwaitArrivalWakesAll(t *testing.T) {
 	if err := q.AwaitArrival(c, nil); err == nil {
 		// a spurious return is allowed, but not a second one in a row on an empty queue
 		if err := q.AwaitArrival(context.Background(), func() bool { return true }); err != nil {
-		t.Fatalf("AwaitArrival with done true: %v", err)
-	}
-	if err := q.AwaitArrival(c, nil); err == nil {
+			t.Fatalf("AwaitArrival with done true: %v", err)
+		}
+		if err := q.AwaitArrival(c, nil); err == nil {
 			t.Fatal("AwaitArrival returned twice on an empty queue")
 		}
 	}
