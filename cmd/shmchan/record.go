@@ -21,7 +21,7 @@ const recordUsage = `usage: shmchan record [-consume] [-count N] [-duration D] [
 Records channel NAME into FILE: the slot bytes of every value, each with
 the time the recorder took it, after a header naming the channel's codec,
 type, fingerprint and value size (the format is described in
-cmd/shmchan/PRODUCTION.md). 'shmchan replay' sends a recording back into a
+docs/PRODUCTION.md). 'shmchan replay' sends a recording back into a
 channel of the same type.
 
 It stops after -count values, after -duration, on Ctrl-C (SIGINT or
