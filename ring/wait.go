@@ -249,20 +249,22 @@ type sleepSignal struct{}
 func (*sleepSignal) Error() string { return "ring: sleep" }
 
 // pureSpin is how many checks a blocked call makes back to back before it
-// starts yielding the processor between checks: about a microsecond, long
-// enough to catch a peer that is running on another core, short enough
-// not to matter when the peer is waiting for this core.
+// starts yielding the processor: about a microsecond, long enough to catch a
+// peer that is running on another core, short enough not to matter when the
+// peer is waiting for this core.
 const pureSpin = 256
 
 // spinFor re-checks the ring for the spin window and returns errSleep when
-// the caller should sleep (WaitSpin never does). After the first pureSpin
-// checks it yields the processor to the operating system between checks
-// (futex.Yield, sched_yield), so that a spinning side never keeps the side
-// it waits for off a CPU: on a machine with more busy processes than cores
-// (four producers and a receiver on two), the peer that must move first
-// runs instead of waiting for the spinner's time slice to end. A yield with
-// nothing else runnable returns at once, so on an idle core this is still
-// a spin.
+// the caller should sleep (WaitSpin never does). Every 64 checks it looks
+// at the contexts and the clock, and after the first pureSpin checks it
+// also yields the processor to the operating system there (futex.Yield,
+// sched_yield), so that a spinning side never keeps the side it waits for
+// off a CPU: on a machine with more busy processes than cores (four
+// producers and a receiver on two), the peer that must move first runs
+// instead of waiting for the spinner's time slice to end. A yield with
+// nothing else runnable returns at once, so on an idle core this is still a
+// spin; on a loaded one a yield can last a time slice, and the clock and
+// the contexts are looked at right after each.
 func (r *Ring) spinFor(ctx context.Context, check func() (readiness, error)) error {
 	done, dead := ctx.Done(), r.life.Done()
 	spinUntil := time.Now().Add(r.spin)
@@ -271,23 +273,24 @@ func (r *Ring) spinFor(ctx context.Context, check func() (readiness, error)) err
 		if err != nil || st == ready {
 			return err
 		}
+		if i&63 != 0 {
+			continue
+		}
 		if i > pureSpin {
 			futex.Yield()
 		}
-		if i&63 == 0 || i > pureSpin && i&7 == 0 {
-			select {
-			case <-done:
-				return ctx.Err()
-			case <-dead:
-				return ErrClosed
-			default:
-			}
-			if r.wait != layout.WaitSpin && (r.spin < 0 || time.Now().After(spinUntil)) {
-				return errSleep
-			}
-			if i&1023 == 0 {
-				runtime.Gosched() // other goroutines of this process, too
-			}
+		if i&1023 == 0 {
+			runtime.Gosched() // other goroutines of this process, too
+		}
+		select {
+		case <-done:
+			return ctx.Err()
+		case <-dead:
+			return ErrClosed
+		default:
+		}
+		if r.wait != layout.WaitSpin && (r.spin < 0 || time.Now().After(spinUntil)) {
+			return errSleep
 		}
 	}
 }
