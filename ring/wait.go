@@ -248,16 +248,22 @@ type sleepSignal struct{}
 
 func (*sleepSignal) Error() string { return "ring: sleep" }
 
-// pureSpin is how many checks a blocked call makes back to back before it
-// starts yielding the processor: about a microsecond, long enough to catch a
-// peer that is running on another core, short enough not to matter when the
-// peer is waiting for this core.
-const pureSpin = 256
+// YieldAfter is how long a blocked call spins back to back before it starts
+// yielding the processor between checks. A peer running on another core
+// answers far sooner (a cross-core round trip is a fraction of a
+// microsecond), so a spin that lasts longer suggests the peer is waiting
+// for a core, maybe this one.
+const YieldAfter = 20 * time.Microsecond
+
+// SpinYieldAfter is YieldAfter in WaitSpin mode, whose users asked for the
+// lowest latency at the cost of a busy core: it yields only once a spin
+// has lasted this long (a peer that long silent is not about to answer).
+const SpinYieldAfter = 100 * time.Microsecond
 
 // spinFor re-checks the ring for the spin window and returns errSleep when
 // the caller should sleep (WaitSpin never does). Every 64 checks it looks
-// at the contexts and the clock, and after the first pureSpin checks it
-// also yields the processor to the operating system there (futex.Yield,
+// at the contexts and the clock, and once it has spun for YieldAfter it also
+// yields the processor to the operating system there (futex.Yield,
 // sched_yield), so that a spinning side never keeps the side it waits for
 // off a CPU: on a machine with more busy processes than cores (four
 // producers and a receiver on two), the peer that must move first runs
@@ -267,7 +273,12 @@ const pureSpin = 256
 // the contexts are looked at right after each.
 func (r *Ring) spinFor(ctx context.Context, check func() (readiness, error)) error {
 	done, dead := ctx.Done(), r.life.Done()
-	spinUntil := time.Now().Add(r.spin)
+	start := time.Now()
+	spinUntil, yieldFrom := start.Add(r.spin), start.Add(YieldAfter)
+	if r.wait == layout.WaitSpin {
+		yieldFrom = start.Add(SpinYieldAfter)
+	}
+	yielding := false
 	for i := 1; ; i++ {
 		st, err := check()
 		if err != nil || st == ready {
@@ -276,7 +287,7 @@ func (r *Ring) spinFor(ctx context.Context, check func() (readiness, error)) err
 		if i&63 != 0 {
 			continue
 		}
-		if i > pureSpin {
+		if yielding {
 			futex.Yield()
 		}
 		if i&1023 == 0 {
@@ -289,9 +300,11 @@ func (r *Ring) spinFor(ctx context.Context, check func() (readiness, error)) err
 			return ErrClosed
 		default:
 		}
-		if r.wait != layout.WaitSpin && (r.spin < 0 || time.Now().After(spinUntil)) {
+		now := time.Now()
+		if r.wait != layout.WaitSpin && (r.spin < 0 || now.After(spinUntil)) {
 			return errSleep
 		}
+		yielding = yielding || now.After(yieldFrom)
 	}
 }
 
