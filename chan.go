@@ -110,8 +110,8 @@ func codecFor[T any](o options) (codec.Codec[T], error) {
 	return c, nil
 }
 
-// wanted returns the header the options ask for (for Create).
-func wanted[T any](o options, c codec.Codec[T]) (layout.Header, error) {
+// headerFor returns the header the options ask for (for Create).
+func headerFor[T any](o options, c codec.Codec[T]) (layout.Header, error) {
 	h := layout.Header{
 		Mode:        layout.ModeSPSC,
 		Wait:        layout.Wait(o.wait),
@@ -196,7 +196,7 @@ func create[T any](name string, opts []Option) (*Chan[T], error) {
 	if err != nil {
 		return nil, err
 	}
-	h, err := wanted(o, cd)
+	h, err := headerFor(o, cd)
 	if err != nil {
 		return nil, err
 	}
@@ -204,7 +204,7 @@ func create[T any](name string, opts []Option) (*Chan[T], error) {
 	if err != nil {
 		return nil, fmt.Errorf("shmchan: create %q: %w", name, err)
 	}
-	c, err := attach[T](g, cd, o)
+	c, err := newChan[T](g, cd, o)
 	if err == nil {
 		err = g.Publish()
 	}
@@ -225,11 +225,11 @@ func open[T any](name string, opts []Option) (*Chan[T], error) {
 	if err != nil {
 		return nil, fmt.Errorf("shmchan: open %q: %w", name, err)
 	}
-	if err := agree(g.Header(), o, cd); err != nil {
+	if err := checkRegion(g.Header(), o, cd); err != nil {
 		g.Close()
 		return nil, fmt.Errorf("shmchan: open %q: %w", name, err)
 	}
-	c, err := attach[T](g, cd, o)
+	c, err := newChan[T](g, cd, o)
 	if err != nil {
 		g.Close()
 		return nil, err
@@ -237,8 +237,8 @@ func open[T any](name string, opts []Option) (*Chan[T], error) {
 	return c, nil
 }
 
-// agree checks an opened region against the caller's type and options.
-func agree[T any](h layout.Header, o options, cd codec.Codec[T]) error {
+// checkRegion checks an opened region against the caller's type and options.
+func checkRegion[T any](h layout.Header, o options, cd codec.Codec[T]) error {
 	if !o.adopt && (h.CodecName != cd.Name() || h.Fingerprint != cd.Fingerprint()) {
 		return fmt.Errorf("%w: region holds %s (codec %s, fingerprint %#x), this handle wants %s (codec %s, fingerprint %#x)",
 			ErrTypeMismatch, h.TypeName, h.CodecName, h.Fingerprint, cd.TypeName(), cd.Name(), cd.Fingerprint())
@@ -280,7 +280,7 @@ func agree[T any](h layout.Header, o options, cd codec.Codec[T]) error {
 	return nil
 }
 
-func attach[T any](g *region.Region, cd codec.Codec[T], o options) (_ *Chan[T], err error) {
+func newChan[T any](g *region.Region, cd codec.Codec[T], o options) (_ *Chan[T], err error) {
 	defer region.Recover(&err, region.Protect())
 	h := g.Header()
 	c := &Chan[T]{name: g.Name(), reg: g, mem: g.Mem(), hdr: h, codec: cd}
@@ -391,9 +391,9 @@ func (c *Chan[T]) consumer() (*ring.Receiver, error) {
 	return nil, fmt.Errorf("%w: %q: all %d receiver entries are held", ErrBusy, c.name, c.hdr.Consumers)
 }
 
-// enter guards Len and Stats against a concurrent Close; leave with
+// guardLife guards Len and Stats against a concurrent Close; leave with
 // c.life.RUnlock. Sends and receives are guarded by smu and rmu instead.
-func (c *Chan[T]) enter() error {
+func (c *Chan[T]) guardLife() error {
 	c.life.RLock()
 	if c.dead.Load() {
 		c.life.RUnlock()
@@ -406,7 +406,7 @@ func (c *Chan[T]) closedErr() error {
 	return fmt.Errorf("shmchan: %q: %w: %w", c.name, errHandleClosed, ErrClosed)
 }
 
-func (c *Chan[T]) wrap(err error) error {
+func (c *Chan[T]) named(err error) error {
 	switch err {
 	case ErrClosed:
 		if c.dead.Load() {
@@ -470,7 +470,7 @@ func (c *Chan[T]) Close() (err error) {
 // Len returns the number of values queued now, like len(ch). In MPSC it
 // counts claimed slots whose values are still being written.
 func (c *Chan[T]) Len() int {
-	if c.enter() != nil {
+	if c.guardLife() != nil {
 		return 0
 	}
 	defer c.life.RUnlock()
@@ -495,7 +495,7 @@ func (c *Chan[T]) Name() string { return c.name }
 
 // Stats returns the channel's counters (see ring.Stats).
 func (c *Chan[T]) Stats() Stats {
-	if c.enter() != nil {
+	if c.guardLife() != nil {
 		return Stats{}
 	}
 	defer c.life.RUnlock()

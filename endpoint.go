@@ -77,10 +77,10 @@ func (x *Receiver[T]) Release() {
 	}
 }
 
-// ok reports whether the endpoint may touch the mapping: not released, and
+// endpointErr reports whether the endpoint may touch the mapping: not released, and
 // the handle not closed (Close waits for Release before it unmaps, so a
 // live endpoint's memory is always mapped).
-func (c *Chan[T]) usable(done bool) error {
+func (c *Chan[T]) endpointErr(done bool) error {
 	if done || c.dead.Load() {
 		return c.closedErr()
 	}
@@ -89,7 +89,7 @@ func (c *Chan[T]) usable(done bool) error {
 
 // Send is Chan.Send without the lock.
 func (x *Sender[T]) Send(ctx context.Context, v T) (err error) {
-	if err := x.c.usable(x.done); err != nil {
+	if err := x.c.endpointErr(x.done); err != nil {
 		return err
 	}
 	defer region.Recover(&err, region.Protect())
@@ -98,7 +98,7 @@ func (x *Sender[T]) Send(ctx context.Context, v T) (err error) {
 
 // TrySend is Chan.TrySend without the lock.
 func (x *Sender[T]) TrySend(v T) (err error) {
-	if err := x.c.usable(x.done); err != nil {
+	if err := x.c.endpointErr(x.done); err != nil {
 		return err
 	}
 	defer region.Recover(&err, region.Protect())
@@ -107,7 +107,7 @@ func (x *Sender[T]) TrySend(v T) (err error) {
 
 // SendBatch is Chan.SendBatch without the lock.
 func (x *Sender[T]) SendBatch(ctx context.Context, vs []T) (n int, err error) {
-	if err := x.c.usable(x.done); err != nil {
+	if err := x.c.endpointErr(x.done); err != nil {
 		return 0, err
 	}
 	defer region.Recover(&err, region.Protect())
@@ -116,7 +116,7 @@ func (x *Sender[T]) SendBatch(ctx context.Context, vs []T) (n int, err error) {
 
 // SendFunc is Chan.SendFunc without the lock.
 func (x *Sender[T]) SendFunc(ctx context.Context, fill func(*T)) (err error) {
-	if err := x.c.usable(x.done); err != nil {
+	if err := x.c.endpointErr(x.done); err != nil {
 		return err
 	}
 	defer region.Recover(&err, region.Protect())
@@ -125,7 +125,7 @@ func (x *Sender[T]) SendFunc(ctx context.Context, fill func(*T)) (err error) {
 
 // Recv is Chan.Recv without the lock.
 func (x *Receiver[T]) Recv(ctx context.Context) (v T, err error) {
-	if err := x.c.usable(x.done); err != nil {
+	if err := x.c.endpointErr(x.done); err != nil {
 		return v, err
 	}
 	defer region.Recover(&err, region.Protect())
@@ -135,7 +135,7 @@ func (x *Receiver[T]) Recv(ctx context.Context) (v T, err error) {
 
 // TryRecv is Chan.TryRecv without the lock.
 func (x *Receiver[T]) TryRecv() (v T, err error) {
-	if err := x.c.usable(x.done); err != nil {
+	if err := x.c.endpointErr(x.done); err != nil {
 		return v, err
 	}
 	defer region.Recover(&err, region.Protect())
@@ -145,7 +145,7 @@ func (x *Receiver[T]) TryRecv() (v T, err error) {
 
 // RecvBatch is Chan.RecvBatch without the lock.
 func (x *Receiver[T]) RecvBatch(ctx context.Context, vs []T) (n int, err error) {
-	if err := x.c.usable(x.done); err != nil {
+	if err := x.c.endpointErr(x.done); err != nil {
 		return 0, err
 	}
 	defer region.Recover(&err, region.Protect())
@@ -154,7 +154,7 @@ func (x *Receiver[T]) RecvBatch(ctx context.Context, vs []T) (n int, err error) 
 
 // RecvFunc is Chan.RecvFunc without the lock.
 func (x *Receiver[T]) RecvFunc(ctx context.Context, read func(*T)) (err error) {
-	if err := x.c.usable(x.done); err != nil {
+	if err := x.c.endpointErr(x.done); err != nil {
 		return err
 	}
 	defer region.Recover(&err, region.Protect())

@@ -63,7 +63,10 @@ const (
 	WaitForSlowest Overflow = Overflow(layout.OverflowWait)
 	// DropOldest: a sender never waits for receivers; a receiver that fell
 	// more than Cap() behind gets a *LagError with the count it missed,
-	// once, and goes on with the oldest value still intact.
+	// once, and goes on with the oldest value still intact. (With many
+	// senders, a sender does wait for another sender that is still writing
+	// the very slot it would overwrite a lap later: two writers never share
+	// a slot. Such a writer that died stops gating within the stuck check.)
 	DropOldest Overflow = Overflow(layout.OverflowDrop)
 )
 

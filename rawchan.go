@@ -178,7 +178,7 @@ func (r *RawChan) hold(ctx context.Context, msgs []RawMsg, block bool) (n int, e
 			// wedge on it (as Recv does), and report it.
 			rv.ReleaseN(1)
 		}
-		return 0, c.wrap(err)
+		return 0, c.named(err)
 	}
 	return len(r.held), nil
 }

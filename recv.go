@@ -41,7 +41,7 @@ func (c *Chan[T]) recvSlow(r *ring.Receiver, ctx context.Context, v *T, block bo
 		b, err = r.TryPeek()
 	}
 	if err != nil {
-		return c.wrap(err)
+		return c.named(err)
 	}
 	err = c.get(b, v)
 	// A value that does not decode is released too (so the channel does
@@ -82,7 +82,7 @@ func (c *Chan[T]) recvBatch(r *ring.Receiver, ctx context.Context, vs []T) (int,
 	}
 	k, err := r.PeekN(ctx, len(vs))
 	if err != nil {
-		return 0, c.wrap(err)
+		return 0, c.named(err)
 	}
 	for i := 0; i < k; i++ {
 		b, err := r.Item(i)
@@ -104,7 +104,7 @@ func (c *Chan[T]) recvFunc(r *ring.Receiver, ctx context.Context, read func(*T))
 	}
 	b, err := r.Peek(ctx)
 	if err != nil {
-		return c.wrap(err)
+		return c.named(err)
 	}
 	defer r.Release()
 	if len(b) != c.raw.FixedSize() {

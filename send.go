@@ -41,7 +41,7 @@ func (c *Chan[T]) sendSlow(s *ring.Sender, ctx context.Context, v *T, block bool
 		buf, err = s.TryReserve()
 	}
 	if err != nil {
-		return c.wrap(err)
+		return c.named(err)
 	}
 	committed := false
 	defer func() {
@@ -55,7 +55,7 @@ func (c *Chan[T]) sendSlow(s *ring.Sender, ctx context.Context, v *T, block bool
 	}()
 	n, err := c.put(buf, v)
 	if err != nil {
-		return c.wrap(err)
+		return c.named(err)
 	}
 	committed = true
 	s.Commit(n)
@@ -86,13 +86,13 @@ func (c *Chan[T]) sendBatch(s *ring.Sender, ctx context.Context, vs []T) (int, e
 	for sent < len(vs) {
 		k, err := s.ReserveN(ctx, len(vs)-sent)
 		if err != nil {
-			return sent, c.wrap(err)
+			return sent, c.named(err)
 		}
 		filled, err := c.fill(s, vs[sent:sent+k])
 		s.CommitN(filled) // publish the ones before a failure, give back the rest
 		sent += filled
 		if err != nil {
-			return sent, c.wrap(err)
+			return sent, c.named(err)
 		}
 	}
 	return sent, nil
@@ -123,7 +123,7 @@ func (c *Chan[T]) sendFunc(s *ring.Sender, ctx context.Context, fill func(*T)) e
 	}
 	buf, err := s.Reserve(ctx)
 	if err != nil {
-		return c.wrap(err)
+		return c.named(err)
 	}
 	buf = buf[:c.raw.FixedSize()] // not cleared: see SendFunc
 	p, ok := c.raw.View(buf)

@@ -79,11 +79,10 @@ func openError(disp string, creating bool, ka *mqAttr, e unix.Errno) error {
 		if ka != nil {
 			maxMsg, msgSize = ka.maxMsg, ka.msgSize
 		}
-		var rl unix.Rlimit
-		_ = unix.Getrlimit(unix.RLIMIT_MSGQUEUE, &rl)
+		lim, _ := UserLimit()
 		return newError(fmt.Sprintf("%sa queue of MaxMsg %d × MsgSize %d needs about %d bytes, more than is left of "+
 			"this user's RLIMIT_MSGQUEUE (%d bytes, shared by all the user's queues)",
-			prefix, maxMsg, msgSize, queueBytes(maxMsg, msgSize), rl.Cur), ErrLimit, e)
+			prefix, maxMsg, msgSize, queueBytes(maxMsg, msgSize), lim), ErrLimit, e)
 	case unix.ENOSPC:
 		limit := "?"
 		if m, ok := readProcInt(procQueuesMax); ok {
@@ -92,6 +91,21 @@ func openError(disp string, creating bool, ka *mqAttr, e unix.Errno) error {
 		return newError(fmt.Sprintf("%sthe system already has %s (%s) queues", prefix, procQueuesMax, limit), ErrLimit, e)
 	}
 	return fmt.Errorf("%s%w", prefix, e)
+}
+
+// Unlimited is what UserLimit returns for RLIMIT_MSGQUEUE = unlimited.
+const Unlimited = ^uint64(0)
+
+// UserLimit returns this process's RLIMIT_MSGQUEUE (the soft limit): the
+// bytes that all the message queues of its real user may take together,
+// or Unlimited. A queue of MaxMsg messages of MsgSize bytes is charged
+// about MaxMsg × (MsgSize + 48) bytes plus some per priority in use.
+func UserLimit() (uint64, error) {
+	var rl unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_MSGQUEUE, &rl); err != nil {
+		return 0, fmt.Errorf("mq: getrlimit RLIMIT_MSGQUEUE: %w", err)
+	}
+	return rl.Cur, nil
 }
 
 // queueBytes estimates what the kernel charges to RLIMIT_MSGQUEUE for a queue:

@@ -66,6 +66,11 @@ func (w *waiter) init(q *Queue, events int16, write bool, setDeadline func(time.
 // AfterFunc; if that had already fired, it waits for it to finish and clears
 // the deadline, so the next waiter starts clean. Finally it gives up the turn.
 func (q *Queue) wait(ctx context.Context, w *waiter, op string) error {
+	return q.waitFor(ctx, w, op, w.ready)
+}
+
+// waitFor is wait with another poller callback.
+func (q *Queue) waitFor(ctx context.Context, w *waiter, op string, ready func(fd uintptr) bool) error {
 	done := ctx.Done()
 	select {
 	case w.turn <- struct{}{}:
@@ -82,9 +87,9 @@ func (q *Queue) wait(ctx context.Context, w *waiter, op string) error {
 	}
 	var err error
 	if w.write {
-		err = q.rc.Write(w.ready)
+		err = q.rc.Write(ready)
 	} else {
-		err = q.rc.Read(w.ready)
+		err = q.rc.Read(ready)
 	}
 	fired := stop != nil && !stop()
 	if fired {
@@ -109,4 +114,36 @@ func (q *Queue) wait(ctx context.Context, w *waiter, op string) error {
 		return nil
 	}
 	return fmt.Errorf("mq: %s %s: %w", op, q.name, err)
+}
+
+// AwaitArrival blocks until a message arrives on the queue (or one is there
+// already), done() reports true, ctx is done, or the Queue is closed, and
+// consumes nothing. It returns nil after an arrival even if another reader,
+// in this process or another, took the message first: every descriptor the
+// runtime poller watches is told of each arrival, so all the goroutines
+// waiting here on their own descriptors of one queue wake for one message.
+// That is what a doorbell with many sleepers needs (a Receive would wake
+// only the one that gets the message).
+//
+// An arrival that comes before the wait is parked in the poller is
+// forgotten when the wait starts (the poller resets readiness first), and
+// the message may be gone by then: done is the caller's own record that it
+// was woken (a futex-style word the waker moves before it sends), checked
+// after that reset, so such a wake-up is not lost. done may be nil.
+// Spurious returns are possible; the caller re-checks. A reader blocked in
+// mq_timedreceive on a blocking descriptor takes a message before the
+// poller hears of it, so every sleeper of such a doorbell must wait this
+// way.
+func (q *Queue) AwaitArrival(ctx context.Context, done func() bool) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	called := false
+	return q.waitFor(ctx, &q.recv, "await", func(fd uintptr) bool {
+		if called {
+			return true // woken by the poller: something arrived
+		}
+		called = true
+		return done != nil && done() || q.recv.ready(fd)
+	})
 }

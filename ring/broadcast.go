@@ -26,7 +26,8 @@ import (
 // Senders' bound (broadcastBound), the lowest position a sender must not
 // lap:
 //   - the claims in progress of the other senders (both policies): two
-//     senders must never write one slot for two laps at once;
+//     senders must never write one slot for two laps at once. A recorded
+//     lo more than a ring behind the tail is none (see broadcastBound);
 //   - WaitForSlowest: the cursors of the joined receivers.
 //
 // A bound that stays put past the stuck check while it gates a sender has
@@ -55,7 +56,12 @@ func broadcastBound(s *Sender, t uint64) (uint64, error) {
 			off := layout.RoleOffset(i)
 			lo := atomic.LoadUint64(word64(r.mem, off+layout.RoleClaimLo))
 			hi := atomic.LoadUint64(word64(r.mem, off+layout.RoleClaimHi))
-			if hi > lo && lo < h {
+			// A claim that won its CAS is never more than a ring behind
+			// the tail (it gates the others); a lo further behind is a
+			// sender between the two stores of its next claim (the new hi,
+			// its last claim's end as lo) or a claim that can no longer
+			// win: not a bound.
+			if hi > lo && lo < h && t-lo <= r.capacity {
 				h, gate = lo, i
 			}
 		}
@@ -77,10 +83,9 @@ func broadcastBound(s *Sender, t uint64) (uint64, error) {
 			return h, nil
 		}
 		if t-h > r.capacity {
-			// A gate more than a ring behind is not corruption: a claim
-			// recorded from a stale tail (its CAS is bound to fail; the
-			// next attempt overwrites it) or the cursor of a receiver
-			// joining. Wait as if full.
+			// A cursor more than a ring behind is not corruption: a
+			// receiver between the two cursor stores of its join (see
+			// newBcastConsumer). Wait as if full.
 			h = t - r.capacity
 		}
 		// h gates this sender. If it has not moved for a stuck check, ask

@@ -27,7 +27,7 @@ type Stats struct {
 
 // Stats returns the counters.
 func (r *Ring) Stats() Stats {
-	st, _ := ReadStats(r.mem, r.send.single)
+	st, _ := ReadStats(r.mem, r.send.oneSleeper)
 	return st
 }
 

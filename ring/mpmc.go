@@ -22,7 +22,9 @@ import (
 // consumed(p) = uint32(p+1) with bit 31 flipped (SYNC POINT "consume",
 // release half), withdraws its claim, and moves the head word over every
 // consumed position at head (a CAS per position; receivers finish out of
-// order, and whoever finds the position at head consumed moves head on).
+// order, and whoever finds the position at head consumed moves head on,
+// including a receiver that finds nothing left to claim: the one that
+// marked it may have died before moving head).
 // Senders claim p+capacity only once head > p, so a slot is rewritten only
 // after its value was consumed. Positions in one slot within two laps
 // never share a seq or a consumed mark, because the capacity is at most
@@ -40,7 +42,10 @@ import (
 //     lock (Config.Rescue), so two rescuers never take one position; the
 //     rescuer records its own claim before it withdraws the dead ones;
 //   - a process taking over a dead receiver's entry resumes that entry's
-//     claim if it is still pending, under the same lock.
+//     claim if it is still pending, under the same lock; while another
+//     process holds the lock it leaves the claim recorded (its entry is
+//     live now, so rescuers leave it alone) and settles it at its next
+//     receive.
 //
 // CloseSend: a receiver gets ErrClosed once the tail is closed and head has
 // reached it: every value sent has been consumed, by someone.
@@ -56,7 +61,7 @@ type wqConsumer struct {
 	received         *uint64
 	claimHead        *uint64
 	holding          bool
-	pending          bool // a dead predecessor's claim, not yet resolved under the rescue lock
+	pending          bool // a dead predecessor's claim is still to be settled
 	writer           writerCheck
 	lastRescue       time.Time
 }
@@ -73,35 +78,42 @@ func newWQConsumer(c *Receiver, i int) *wqConsumer {
 		writer:    newWriterCheck(),
 	}
 	q.pending = true
-	q.resolve(c)
+	q.settle(c) //nolint:errcheck // an error leaves the claim pending: peek settles it and reports
 	return q
 }
 
-// resolve settles a dead predecessor's claim: resume it if it is still
-// pending, else withdraw it; under the rescue lock, so that a rescuer and
-// we never both take it. With the lock busy (or no lock to take) the claim
-// stays recorded and pending is left set: withdrawing it without the lock
-// could leave a value nobody claims or holds, lost for good.
-func (q *wqConsumer) resolve(c *Receiver) {
+// settle decides what becomes of the claim a dead predecessor left in this
+// entry: resumed if it is still pending (see unheld), else withdrawn. It
+// runs under the rescue lock, which keeps it apart from rescuers. If
+// another process holds the lock (or taking it fails), the claim stays
+// recorded and q.pending stays set, and the next peek tries again:
+// withdrawing it unsettled would lose the value for good (nobody rescues
+// a withdrawn claim, so head would never pass it), and rescuers leave it
+// alone meanwhile, since this entry's holder is alive. Without a rescue
+// lock there are no rescuers to race.
+func (q *wqConsumer) settle(c *Receiver) error {
 	r := c.r
-	var unlock func()
 	if r.rescue != nil {
-		var ok bool
-		if unlock, ok = q.lock(r); !ok {
-			return
+		unlock, ok, err := r.rescue()
+		if err != nil || !ok {
+			return err
 		}
+		defer unlock()
 	}
 	lo, hi := atomic.LoadUint64(q.claimLo), atomic.LoadUint64(q.claimHi)
-	h, ch := atomic.LoadUint64(r.head), atomic.LoadUint64(q.claimHead)
-	if hi == lo+1 && h <= lo && lo < ch && !q.consumed(r, lo) {
-		q.holding, c.head = true, lo
-	} else {
-		atomic.StoreUint64(q.claimLo, hi)
+	if hi == lo+1 && lo < atomic.LoadUint64(q.claimHead) {
+		free, err := q.unheld(r, lo)
+		if err != nil {
+			return err
+		}
+		if free {
+			q.pending, q.holding, c.head = false, true, lo
+			return nil
+		}
 	}
-	if unlock != nil {
-		unlock()
-	}
+	atomic.StoreUint64(q.claimLo, hi)
 	q.pending = false
+	return nil
 }
 
 func (*wqConsumer) runs() bool                                 { return false }
@@ -128,12 +140,12 @@ func (q *wqConsumer) lock(r *Ring) (func(), bool) {
 
 func (q *wqConsumer) peek(c *Receiver) ([]byte, readiness, error) {
 	r := c.r
-	if q.pending {
-		if q.resolve(c); q.pending {
-			return nil, stuck, ErrEmpty // the rescue lock is busy: look again soon
-		}
-	}
 	for {
+		if q.pending {
+			if err := q.settle(c); err != nil || q.pending {
+				return nil, stuck, errOr(err, ErrEmpty)
+			}
+		}
 		if !q.holding {
 			st, err := q.claim(c)
 			if err != nil || !q.holding {
@@ -189,11 +201,15 @@ func (q *wqConsumer) claim(c *Receiver) (readiness, error) {
 			if h == cnt {
 				return notReady, c.emptyErr() // everything sent was consumed
 			}
-			// Others hold values, or consumed them: one that died between
-			// its consumed mark and moving head left head behind, and
-			// with a full ring nobody else would move it.
-			q.moveHead(r)
-			// If a holder died, take its value over.
+			// A receiver that died between marking the value at head
+			// consumed and moving head on leaves head behind a consumed
+			// run that nobody else's consume may ever move (no values
+			// left to consume): move it.
+			if q.advance(r) {
+				r.wake(&r.send)
+				continue
+			}
+			// Others hold values. If one of them died, take its value over.
 			if q.rescue(c, min(h, ch), ch) {
 				return ready, nil
 			}
@@ -232,19 +248,10 @@ func (q *wqConsumer) rescue(c *Receiver, h, ch uint64) bool {
 		off := layout.RoleOffset(i)
 		lo := atomic.LoadUint64(word64(r.mem, off+layout.RoleClaimLo))
 		hi := atomic.LoadUint64(word64(r.mem, off+layout.RoleClaimHi))
-		if hi != lo+1 || lo < h || lo >= ch || q.consumed(r, lo) {
+		if hi != lo+1 || lo < h || lo >= ch {
 			continue
 		}
-		if live, err := q.liveClaim(r, lo); err != nil || live {
-			continue
-		}
-		// A receiver that finished meanwhile had no live claim left to
-		// find: it marks the position consumed before it withdraws its
-		// claim, and head passes a position (so its slot can be reused)
-		// only once it is consumed. Look again, in that order.
-		if atomic.LoadUint64(word64(r.mem, off+layout.RoleClaimLo)) != lo ||
-			atomic.LoadUint64(word64(r.mem, off+layout.RoleClaimHi)) != lo+1 ||
-			q.consumed(r, lo) || atomic.LoadUint64(r.head) > lo {
+		if free, err := q.unheld(r, lo); err != nil || !free {
 			continue
 		}
 		// Ours now: record our claim, then withdraw the dead ones.
@@ -264,6 +271,22 @@ func (q *wqConsumer) rescue(c *Receiver, h, ch uint64) bool {
 		return true
 	}
 	return false
+}
+
+// unheld reports whether position p, recorded in a dead receiver's claim,
+// is still pending and no live receiver (other than this one) claims it:
+// whether it may be taken over. A dead receiver's claim may be stale: it
+// records its claim before its claim CAS, so one that died between the two,
+// or after losing the CAS, claims a position another receiver won. The
+// head and the consumed mark are read after the claims, because a live
+// holder marks the position consumed (and head passes it only after that)
+// before it withdraws its claim: a position whose live claim we missed is
+// seen consumed. The caller holds the rescue lock.
+func (q *wqConsumer) unheld(r *Ring, p uint64) (bool, error) {
+	if live, err := q.liveClaim(r, p); err != nil || live {
+		return false, err
+	}
+	return atomic.LoadUint64(r.head) <= p && !q.consumed(r, p), nil
 }
 
 // liveClaim reports whether a live receiver (other than this one) has a
@@ -308,17 +331,21 @@ func (q *wqConsumer) consume(c *Receiver, got bool) {
 	if got {
 		atomic.AddUint64(q.received, 1)
 	}
-	q.moveHead(r)
+	q.advance(r)
 	r.wake(&r.send)
 }
 
-// moveHead moves head over the consumed positions at head.
-func (q *wqConsumer) moveHead(r *Ring) {
+// advance moves head over the consumed run at head (at most a ring's
+// worth), and reports whether it saw head move.
+func (q *wqConsumer) advance(r *Ring) bool {
+	moved := false
 	for n := uint64(0); n <= r.capacity; n++ {
 		h := atomic.LoadUint64(r.head)
 		if h >= atomic.LoadUint64(q.claimHead) || !q.consumed(r, h) { // SYNC POINT "consume" (acquire half)
 			break
 		}
 		atomic.CompareAndSwapUint64(r.head, h, h+1)
+		moved = true
 	}
+	return moved
 }

@@ -111,7 +111,7 @@ func (r *Ring) NewConsumer(i int, id Identity) (*Receiver, error) {
 }
 
 // Flags returns the word that holds this receiver's RoleSleeping flag, for
-// block (fan-out receivers are many sleepers).
+// await (fan-out receivers are many sleepers).
 func (c *Receiver) flags() *uint32 {
 	if c.entry == 0 {
 		return nil
@@ -290,7 +290,7 @@ func (c *Receiver) Peek(ctx context.Context) ([]byte, error) {
 	if err != ErrEmpty {
 		return b, err
 	}
-	err = c.r.block(ctx, &c.r.recv, c.flags(), func() (readiness, error) {
+	err = c.r.await(ctx, &c.r.recv, c.flags(), func() (readiness, error) {
 		var st readiness
 		b, st, err = c.tryPeek()
 		switch err {
@@ -345,7 +345,7 @@ func (c *Receiver) PeekN(ctx context.Context, max int) (int, error) {
 	if err != ErrEmpty {
 		return n, err
 	}
-	err = c.r.block(ctx, &c.r.recv, c.flags(), func() (readiness, error) {
+	err = c.r.await(ctx, &c.r.recv, c.flags(), func() (readiness, error) {
 		n, err = c.TryPeekN(max)
 		switch err {
 		case nil:
@@ -405,7 +405,7 @@ func (c *Receiver) Scan(ctx context.Context, max int, f func(pos uint64, b []byt
 	if err != ErrEmpty {
 		return n, err
 	}
-	err = c.r.block(ctx, &c.r.recv, c.flags(), func() (readiness, error) {
+	err = c.r.await(ctx, &c.r.recv, c.flags(), func() (readiness, error) {
 		var st readiness
 		n, st, err = c.tryScan(max, f)
 		switch err {

@@ -18,12 +18,12 @@ const DefaultSpin = 50 * time.Microsecond
 // MaxSleep bounds one sleep of a blocked call; it then re-checks the ring
 // (and goes back to sleep). An idle side so wakes a few times a second,
 // which costs nothing measurable, and a wake-up that can never arrive (a
-// peer truncated the region, see block) costs at most this much. No
+// peer truncated the region, see await) costs at most this much. No
 // wake-up of a live peer's value relies on it.
 const MaxSleep = 200 * time.Millisecond
 
 // FirstSleep bounds the first sleep of a blocked call in futex mode, which
-// is taken without the cross-process barrier (see block).
+// is taken without the cross-process barrier (see await).
 const FirstSleep = 100 * time.Microsecond
 
 // DefaultStuckCheck is how long an MPSC receiver waits on a claimed but
@@ -116,20 +116,20 @@ func New(mem []byte, h layout.Header, cfg Config) (*Ring, error) {
 		receiverWakes: word64(mem, layout.OffReceiverWakes),
 		abandoned:     word64(mem, layout.OffAbandoned),
 		recv: side{
-			seq:     word32(mem, layout.OffRecvSeq),
-			waiting: word32(mem, layout.OffRecvWaiting),
-			sleeps:  word64(mem, layout.OffRecvSleeps),
-			wakes:   word64(mem, layout.OffSenderWakes),
-			bell:    cfg.RecvBell,
-			single:  !h.Mode.FanOut(),
+			seq:        word32(mem, layout.OffRecvSeq),
+			waiting:    word32(mem, layout.OffRecvWaiting),
+			sleeps:     word64(mem, layout.OffRecvSleeps),
+			wakes:      word64(mem, layout.OffSenderWakes),
+			bell:       cfg.RecvBell,
+			oneSleeper: !h.Mode.FanOut(),
 		},
 		send: side{
-			seq:     word32(mem, layout.OffSendSeq),
-			waiting: word32(mem, layout.OffSendWaiters),
-			sleeps:  word64(mem, layout.OffSendSleeps),
-			wakes:   word64(mem, layout.OffReceiverWakes),
-			bell:    cfg.SendBell,
-			single:  h.Mode == layout.ModeSPSC,
+			seq:        word32(mem, layout.OffSendSeq),
+			waiting:    word32(mem, layout.OffSendWaiters),
+			sleeps:     word64(mem, layout.OffSendSleeps),
+			wakes:      word64(mem, layout.OffReceiverWakes),
+			bell:       cfg.SendBell,
+			oneSleeper: h.Mode == layout.ModeSPSC,
 		},
 	}
 	r.life, r.shutdown = context.WithCancel(context.Background())

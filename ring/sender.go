@@ -69,7 +69,7 @@ func (r *Ring) NewSender(i int, id Identity) (*Sender, error) {
 	s := &Sender{r: r, entry: i, flags: word32(r.mem, off+layout.RoleFlags)}
 	// A holder that died asleep left itself counted in the waiters; take
 	// it out so the receiver stops paying a wake-up per release for it.
-	if atomic.LoadUint32(s.flags)&layout.RoleSleeping != 0 && !r.send.single {
+	if atomic.LoadUint32(s.flags)&layout.RoleSleeping != 0 && !r.send.oneSleeper {
 		leaveCount(r.send.waiting)
 	}
 	atomic.StoreUint32(s.flags, 0)
@@ -204,7 +204,7 @@ func (s *Sender) ReserveN(ctx context.Context, max int) (int, error) {
 	if err != ErrFull {
 		return n, err
 	}
-	err = s.r.block(ctx, &s.r.send, s.flags, func() (readiness, error) {
+	err = s.r.await(ctx, &s.r.send, s.flags, func() (readiness, error) {
 		n, err = s.TryReserveN(max)
 		switch err {
 		case nil:

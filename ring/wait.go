@@ -51,21 +51,23 @@ type Doorbell interface {
 	// Ring makes the sleeper's current or next Wait return. It never blocks;
 	// a ring that finds the bell already rung may be dropped.
 	Ring()
-	// Wait blocks until Ring is called (possibly before Wait began), ctx is
-	// done, or timeout passes (timeout < 0: no limit). It returns nil only
-	// when it consumed a ring. Spurious returns are allowed: the caller
-	// always re-checks.
-	Wait(ctx context.Context, timeout time.Duration) error
+	// Wait blocks until Ring is called (possibly before Wait began), woken
+	// reports true (the sleeper's futex word moved: a waker moves it before
+	// it rings), ctx is done, or timeout passes (timeout < 0: no limit). One
+	// Ring must end the Wait of every handle sleeping on the bell at the
+	// time, in every process (the sides with many sleepers rely on it).
+	// Spurious returns are allowed: the caller always re-checks.
+	Wait(ctx context.Context, timeout time.Duration, woken func() bool) error
 }
 
 // side is one direction's sleeping state in the region.
 type side struct {
-	seq     *uint32 // futex word the sleepers wait on; any waker moves it
-	waiting *uint32 // single: 0, or 1 + the seq the sleeper sleeps on; else: number of sleepers that may be asleep
-	sleeps  *uint64 // statistics: how often a sleeper went to sleep
-	wakes   *uint64 // statistics: wake calls made to this side's sleepers
-	bell    Doorbell
-	single  bool // one sleeper at most
+	seq        *uint32 // futex word the sleepers wait on; any waker moves it
+	waiting    *uint32 // single: 0, or 1 + the seq the sleeper sleeps on; else: number of sleepers that may be asleep
+	sleeps     *uint64 // statistics: how often a sleeper went to sleep
+	wakes      *uint64 // statistics: wake calls made to this side's sleepers
+	bell       Doorbell
+	oneSleeper bool // one sleeper at most (else waiting counts sleepers)
 }
 
 // wake is called by the other side after it published. The fast path is
@@ -81,14 +83,12 @@ func (r *Ring) wake(s *side) {
 }
 
 func (r *Ring) wakeSlow(s *side, w uint32) {
-	if !s.single {
+	if !s.oneSleeper {
 		r.wakeAll(s, true)
 		return
 	}
 	if atomic.CompareAndSwapUint32(s.seq, w-1, w) {
-		if wakeHook != nil {
-			wakeHook()
-		}
+		hookWakeClaimed()
 		r.notify(s, true)
 		atomic.CompareAndSwapUint32(s.waiting, w, 0) // delivered
 		return
@@ -121,15 +121,6 @@ func (r *Ring) notify(s *side, count bool) {
 	futex.Wake(s.seq, math.MaxInt32) //nolint:errcheck // a failed wake is retried by the sleeper's own re-check
 }
 
-// wakeHook, when set by a test, runs between a single-sleeper waker's CAS
-// and its wake call: a test makes its process stop or die there.
-var wakeHook func()
-
-// SetWakeHook installs f to run in the window between winning a wake's CAS
-// and making the wake call, in this process. It exists for tests that kill
-// or stop a waker inside that window; production code never calls it.
-func SetWakeHook(f func()) { wakeHook = f }
-
 // readiness is what a blocked call checks.
 type readiness uint8
 
@@ -140,14 +131,14 @@ const (
 	skipped // the slot at head was abandoned and head moved past it: look again at once
 )
 
-// block waits until check reports ready or an error, or ctx is done (see
+// await waits until check reports ready or an error, or ctx is done (see
 // the proof at the top of this file).
 //
 // mark, if not nil, is the caller's role-entry flag word: RoleSleeping is set
 // in it exactly while the caller is counted in s.waiting (set after the
 // increment, cleared before the decrement), so whoever takes over the entry
 // of a holder that died asleep knows to take it out of the count.
-func (r *Ring) block(ctx context.Context, s *side, mark *uint32, check func() (readiness, error)) error {
+func (r *Ring) await(ctx context.Context, s *side, mark *uint32, check func() (readiness, error)) error {
 	if err := r.spinFor(ctx, check); err != errSleep {
 		return err
 	}
@@ -171,7 +162,7 @@ func (r *Ring) block(ctx context.Context, s *side, mark *uint32, check func() (r
 	barrier, mustPoll := sleeperBarrier()
 	for first := true; ; first = false {
 		seq := atomic.LoadUint32(s.seq)
-		if s.single {
+		if s.oneSleeper {
 			if seq == math.MaxUint32 { // 1+seq must not be 0, "nobody waits"
 				atomic.CompareAndSwapUint32(s.seq, seq, 0)
 				continue
@@ -232,15 +223,11 @@ func (r *Ring) block(ctx context.Context, s *side, mark *uint32, check func() (r
 		}
 		atomic.AddUint64(s.sleeps, 1)
 		if r.wait == layout.WaitMQ {
-			got := s.bell.Wait(ctx, timeout) == nil
+			// One token wakes every sleeper of the side: each has its own
+			// descriptor of the doorbell and waits for an arrival, not for
+			// the token (see Doorbell).
+			s.bell.Wait(ctx, timeout, func() bool { return atomic.LoadUint32(s.seq) != seq }) //nolint:errcheck // re-checked below
 			leave(s, mark)
-			// A token wakes one sleeper, not all. A sender woken by a real
-			// wake (seq moved since it slept) passes one token on while
-			// others are still counted asleep; one that slept on the
-			// current seq does not, so tokens cannot circulate forever.
-			if got && !s.single && atomic.LoadUint32(s.seq) != seq && atomic.LoadUint32(s.waiting) != 0 {
-				s.bell.Ring()
-			}
 		} else {
 			futex.Wait(s.seq, seq, timeout) //nolint:errcheck // spurious wake-ups and timeouts are re-checked
 			leave(s, mark)
@@ -261,33 +248,63 @@ type sleepSignal struct{}
 
 func (*sleepSignal) Error() string { return "ring: sleep" }
 
-// spinFor re-checks the ring for the spin window, yielding now and then,
-// and returns errSleep when the caller should sleep. It yields the
-// processor every 1024 checks, so a spinning side never keeps the side it
-// waits for off a CPU for long; WaitSpin spins for ever.
+// YieldAfter is how long a blocked call spins back to back before it starts
+// yielding the processor between checks. A peer running on another core
+// answers far sooner (a cross-core round trip is a fraction of a
+// microsecond), so a spin that lasts longer suggests the peer is waiting
+// for a core, maybe this one.
+const YieldAfter = 20 * time.Microsecond
+
+// SpinYieldAfter is YieldAfter in WaitSpin mode, whose users asked for the
+// lowest latency at the cost of a busy core: it yields only once a spin
+// has lasted this long (a peer that long silent is not about to answer).
+const SpinYieldAfter = 100 * time.Microsecond
+
+// spinFor re-checks the ring for the spin window and returns errSleep when
+// the caller should sleep (WaitSpin never does). Every 64 checks it looks
+// at the contexts and the clock, and once it has spun for YieldAfter it also
+// yields the processor to the operating system there (futex.Yield,
+// sched_yield), so that a spinning side never keeps the side it waits for
+// off a CPU: on a machine with more busy processes than cores (four
+// producers and a receiver on two), the peer that must move first runs
+// instead of waiting for the spinner's time slice to end. A yield with
+// nothing else runnable returns at once, so on an idle core this is still a
+// spin; on a loaded one a yield can last a time slice, and the clock and
+// the contexts are looked at right after each.
 func (r *Ring) spinFor(ctx context.Context, check func() (readiness, error)) error {
 	done, dead := ctx.Done(), r.life.Done()
-	spinUntil := time.Now().Add(r.spin)
+	start := time.Now()
+	spinUntil, yieldFrom := start.Add(r.spin), start.Add(YieldAfter)
+	if r.wait == layout.WaitSpin {
+		yieldFrom = start.Add(SpinYieldAfter)
+	}
+	yielding := false
 	for i := 1; ; i++ {
 		st, err := check()
 		if err != nil || st == ready {
 			return err
 		}
-		if i&63 == 0 {
-			select {
-			case <-done:
-				return ctx.Err()
-			case <-dead:
-				return ErrClosed
-			default:
-			}
-			if r.wait != layout.WaitSpin && (r.spin < 0 || time.Now().After(spinUntil)) {
-				return errSleep
-			}
-			if i&1023 == 0 {
-				runtime.Gosched()
-			}
+		if i&63 != 0 {
+			continue
 		}
+		if yielding {
+			futex.Yield()
+		}
+		if i&1023 == 0 {
+			runtime.Gosched() // other goroutines of this process, too
+		}
+		select {
+		case <-done:
+			return ctx.Err()
+		case <-dead:
+			return ErrClosed
+		default:
+		}
+		now := time.Now()
+		if r.wait != layout.WaitSpin && (r.spin < 0 || now.After(spinUntil)) {
+			return errSleep
+		}
+		yielding = yielding || now.After(yieldFrom)
 	}
 }
 
@@ -295,7 +312,7 @@ func leave(s *side, mark *uint32) {
 	if mark != nil {
 		atomic.AndUint32(mark, ^uint32(layout.RoleSleeping))
 	}
-	if s.single {
+	if s.oneSleeper {
 		atomic.StoreUint32(s.waiting, 0)
 		return
 	}

@@ -44,6 +44,11 @@ type Info struct {
 	UID     uint32
 	GID     uint32
 	ModTime time.Time
+	// Blocks is what the filesystem has allocated to the file, in 512-byte
+	// units (st_blocks): less than Size/512 for pages never touched or
+	// reserved. Create reserves every page, so a region made by the
+	// library has them all.
+	Blocks int64
 }
 
 // Object is one open shared-memory object: one open file description, kept
@@ -276,6 +281,7 @@ func (o *Object) Stat() (Info, error) {
 		UID:     st.Uid,
 		GID:     st.Gid,
 		ModTime: time.Unix(st.Mtim.Unix()),
+		Blocks:  st.Blocks,
 	}, nil
 }
 

@@ -20,8 +20,13 @@ const benchUsage = `usage: shmchan bench [-quick] [-runs N] [-limit D] [-time D]
 
 Measures shmchan against POSIX message queues, pipes and Unix sockets,
 across two processes, with an in-process Go channel, copy() and the raw
-hardware floors (cache-line and futex ping-pong) as references. Every value
-is checked on receipt; a wrong one fails the run.
+hardware floors (cache-line and futex ping-pong) as references. The fan-out
+rows (16-byte values, one process per side) put a work queue read by 2 and 4
+processes beside one POSIX mq read by as many, a broadcast to 2 and 4
+subscribers beside a pipe per subscriber written in turn, and MPSC with 2
+and 4 sending processes beside one POSIX mq written by 4 (-only '^fan-'
+runs them alone). Every value is checked on receipt; a wrong one fails the
+run.
 
 `
 

@@ -57,7 +57,8 @@ func hex64(v uint64) string { return fmt.Sprintf("%016x", v) }
 // printable replaces what is not UTF-8 in a string read from a region.
 func printable(s string) string { return strings.ToValidUTF8(s, "\uFFFD") }
 
-// modeName names a header's mode as the tools show it: SPSC, MPSC, MODE(N).
+// modeName names a header's mode as the tools show it: SPSC, MPSC,
+// WORKQUEUE, BROADCAST, MODE(N).
 func modeName(m layout.Mode) string { return strings.ToUpper(m.String()) }
 
 // flagNames names a header's flags: "raw", "none", "unknown 0x..".
@@ -66,6 +67,10 @@ func flagNames(f layout.Flags) string {
 	if f&layout.FlagRaw != 0 {
 		names = append(names, "raw")
 		f &^= layout.FlagRaw
+	}
+	if f&layout.FlagMulti != 0 {
+		names = append(names, "multi-producer")
+		f &^= layout.FlagMulti
 	}
 	if f != 0 {
 		names = append(names, fmt.Sprintf("unknown %#x", uint32(f)))

@@ -14,9 +14,17 @@ import (
 const lsUsage = `usage: shmchan ls [-json]
 
 Lists every shmchan region in /dev/shm: name, type (Go type name, codec
-and type fingerprint), mode (SPSC or MPSC), capacity, fill (values queued
-now), size, owner and permission bits, state, and the roles with their
-pids and whether each holder is alive (its role lock is held).
+and type fingerprint), mode (SPSC, MPSC, WORKQUEUE, or BROADCAST with its
+overflow policy: BROADCAST/wait-for-slowest, BROADCAST/drop-oldest),
+capacity, fill (values queued now; for a broadcast, the backlog of the
+slowest live receiver), size, owner and permission bits, state, and the
+roles with their pids and whether each holder is alive (its role lock is
+held). Many senders are numbered by entry (send#3). The receivers of a
+work queue or broadcast are numbered among the receiver entries (recv#0,
+recv#1, ...), with their positions: in a work queue the position a
+receiver holds ("claim 17": claimed, not yet received) or "idle"; in a
+broadcast its cursor (the next position it reads) and its lag (values
+sent that it has still to read), or "left" once it stopped receiving.
 
 Files in /dev/shm that are not shmchan regions are skipped. A region whose
 header does not validate is listed with what is wrong with it; 'shmchan
@@ -88,7 +96,7 @@ func printLs(regions []*regionInfo) {
 			h := r.hdr()
 			typ, codec = orDash(h.TypeName), orDash(h.CodecName)
 			fp = hex64(h.Fingerprint)
-			mode = modeName(h.Mode)
+			mode = r.modeText()
 			capacity = fmt.Sprint(h.Capacity)
 			if r.Counters != nil {
 				if n, ok := r.fill(); ok {
@@ -100,7 +108,7 @@ func printLs(regions []*regionInfo) {
 		}
 		var roles []string
 		for _, ro := range r.Roles {
-			roles = append(roles, ro.short(r.isMPSC()))
+			roles = append(roles, ro.short(r.multiSender()))
 		}
 		rolesText := strings.Join(roles, ", ")
 		if rolesText == "" {

@@ -1,6 +1,9 @@
 // Command shmchan looks after shmchan channels: it measures them against
-// the other IPC mechanisms (bench), and lists, inspects, watches and removes
-// the regions in /dev/shm (ls, stat, watch, rm).
+// the other IPC mechanisms (bench); lists, inspects, watches and removes
+// the regions in /dev/shm (ls, stat, watch, rm); checks a machine for what
+// shmchan needs (doctor); exports every channel's counters to Prometheus
+// (metrics); and records a channel's values to a file and sends them back
+// (record, replay).
 package main
 
 import (
@@ -22,6 +25,10 @@ commands:
   stat    show everything about one region
   watch   live view of one region's rates
   rm      remove regions (and their doorbell queues)
+  doctor  check this machine (and regions) for what shmchan needs
+  metrics serve every channel's counters to Prometheus
+  record  record a channel's values to a file
+  replay  send a recording into a channel
   help    show this help
 
 Run 'shmchan <command> -h' for a command's options.
@@ -48,6 +55,14 @@ func run(args []string) int {
 		return runWatch(rest)
 	case "rm":
 		return runRm(rest)
+	case "doctor":
+		return runDoctor(rest)
+	case "metrics":
+		return runMetrics(rest)
+	case "record":
+		return runRecord(rest)
+	case "replay":
+		return runReplay(rest)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(os.Stdout, usage)
 		return 0

@@ -25,9 +25,16 @@ is refused unless -f is given. A file that is not a shmchan region is
 refused unless -f is given (then only the file is removed, no queues).
 
 -stale removes, instead of named regions, every region in /dev/shm that
-is stale: it validates, every role in it is dead or free, it is empty
-(everything sent was received), no process this user can see has it open,
-and it belongs to this user. It prints the name of each region it removes.
+is stale: it validates, every role in it (senders and receivers, every
+receiver entry of a work queue or broadcast included) is dead or free, it
+is empty (everything sent was received; a work queue's values held by
+dead receivers count as not received, as a new receiver would get them;
+a broadcast with no live receiver is empty, as a new one starts at the
+tail), no process this user can see has it open, and it belongs to this
+user. It prints the name of each region it removes.
+It also removes doorbell queues left without their region (both queues
+there, no region file; found only when /dev/mqueue is mounted), which
+would make a new Create of that name fail.
 Note that a process may have created a region and not yet have used it; if
 it does not keep it open (the library does), -stale cannot tell.
 
@@ -118,7 +125,11 @@ func rmOne(arg string, force bool) error {
 func describeLive(r *regionInfo) string {
 	var parts []string
 	for _, ro := range r.liveRoles() {
-		parts = append(parts, fmt.Sprintf("%s pid %d alive", ro.Role, ro.PID))
+		role := ro.Role
+		if ro.Consumer != nil {
+			role = fmt.Sprintf("receiver#%d", *ro.Consumer)
+		}
+		parts = append(parts, fmt.Sprintf("%s pid %d alive", role, ro.PID))
 	}
 	if len(parts) == 0 {
 		return "a role lock is held"
@@ -204,6 +215,9 @@ func rmStale(prefix string, dry bool) int {
 			continue
 		}
 		fmt.Printf("removed %s\n", name)
+	}
+	if rmStaleBells(prefix, dry) != 0 {
+		status = 1
 	}
 	return status
 }

@@ -37,15 +37,28 @@ var token = []byte{1}
 func (b *mqBell) Ring() { b.q.TrySend(token, 0) } //nolint:errcheck // full: a ring is pending already
 
 // Wait is called by one goroutine at a time per bell (the ring serialises
-// its side's sleepers of one handle).
-func (b *mqBell) Wait(ctx context.Context, timeout time.Duration) error {
+// its side's sleepers of one handle). It returns once a ring arrives or
+// woken() reports true, and takes the token if it is still there: every
+// sleeper of a side with many (MPSC senders, fan-out receivers), in any
+// process, has its own descriptor of the queue, and each is told of each
+// arrival, so one token wakes them all; whoever is first takes it, so it
+// does not end the next sleep. woken is the sleeper's futex word having
+// moved, which a waker does before it rings: it catches a ring whose token
+// another sleeper took before this one started waiting.
+func (b *mqBell) Wait(ctx context.Context, timeout time.Duration, woken func() bool) error {
+	if _, _, err := b.q.TryReceive(b.buf[:]); err == nil || woken() {
+		return nil
+	}
 	if timeout >= 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, timeout)
 		defer cancel()
 	}
-	_, _, err := b.q.Receive(ctx, b.buf[:])
-	return err
+	if err := b.q.AwaitArrival(ctx, woken); err != nil {
+		return err
+	}
+	b.q.TryReceive(b.buf[:]) //nolint:errcheck // another sleeper may have taken it
+	return nil
 }
 
 // openBells opens (flag O_CREATE|O_EXCL: creates with mode perm exactly)

@@ -248,3 +248,10 @@ func word32(mem []byte, off int) *uint32 {
 	_ = mem[off : off+4]
 	return (*uint32)(unsafe.Pointer(&mem[off]))
 }
+
+// word64 returns the 64-bit word at a layout offset inside a mapping (the
+// claim-head and lagged words); the offset is an 8-aligned constant.
+func word64(mem []byte, off int) *uint64 {
+	_ = mem[off : off+8]
+	return (*uint64)(unsafe.Pointer(&mem[off]))
+}

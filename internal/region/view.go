@@ -57,6 +57,11 @@ type Snapshot struct {
 	// word itself, where a single sleeper keeps 1 + the futex value it
 	// sleeps on (layout/FORMAT.md, Waiting).
 	RecvWaitWord, SendWaitWord uint32
+	// ClaimHead (work queue: positions handed out to receivers) and
+	// Lagged (broadcast DropOldest: values receivers missed, summed) are
+	// the fan-out words as stored, read with Stats (zero without; zero in
+	// the modes that do not use them).
+	ClaimHead, Lagged uint64
 	// Roles are the entries in use or used (a non-zero pid or a held
 	// lock); beyond the header's entries, held locks are listed too.
 	Roles []Role
@@ -73,13 +78,44 @@ func (s *Snapshot) Valid() bool { return s.Err == nil }
 // Role is one role entry: what its holder recorded, and whether its lock
 // is held by a live process.
 type Role struct {
-	Index int // 0: receiver, 1..: senders
+	Index int // 0: receiver, 1..Producers: senders, then the consumers (Header.ConsumerEntry)
 	ring.Entry
 	Alive bool
 }
 
 // Sleeping reports whether the entry's holder counted itself asleep.
 func (r Role) Sleeping() bool { return r.Flags&layout.RoleSleeping != 0 }
+
+// Joined reports whether a broadcast consumer entry is joined: its cursor
+// gates WaitForSlowest senders (layout.RoleJoined).
+func (r Role) Joined() bool { return Joined(r.Entry) }
+
+// Claim is the position a work-queue consumer entry holds (claimed, not
+// yet consumed); false if it holds none.
+func (r Role) Claim() (uint64, bool) { return WorkClaim(r.Entry) }
+
+// Joined reports whether broadcast consumer entry e is joined.
+func Joined(e ring.Entry) bool { return e.Flags&layout.RoleJoined != 0 }
+
+// WorkClaim is the position work-queue consumer entry e holds: a claim is
+// the one position [claim_lo, claim_lo+1); claim_lo == claim_hi is none.
+// Anything else is no claim either (a peer's garbage, shown as none).
+func WorkClaim(e ring.Entry) (uint64, bool) {
+	if e.ClaimHi != e.ClaimLo+1 {
+		return 0, false
+	}
+	return e.ClaimLo, true
+}
+
+// Lag is how many values a broadcast receiver at cursor has still to read
+// (or, past the capacity, has lost) when the tail count is tail; false if
+// the cursor is ahead of the tail, which no receiver can be.
+func Lag(cursor, tail uint64) (uint64, bool) {
+	if cursor > tail {
+		return 0, false
+	}
+	return tail - cursor, true
+}
 
 // Bell is one doorbell queue.
 type Bell struct {
@@ -145,13 +181,42 @@ func (v *View) Stats(singleSender bool) (st ring.Stats, err error) {
 	return st, nil
 }
 
+// maxEntries is the number of role entries any header can have.
+const maxEntries = 1 + layout.MaxProducers + layout.MaxConsumers
+
 // Held reports which of role entries [0, n) are held by a live process
-// (n is at most 1+layout.MaxProducers; a View holds no locks itself).
+// (n is at most 1+layout.MaxProducers+layout.MaxConsumers, the entries of
+// any header; a View holds no locks itself).
 func (v *View) Held(n int) ([]bool, error) {
-	if n < 0 || n > 1+layout.MaxProducers {
+	if n < 0 || n > maxEntries {
 		return nil, fmt.Errorf("region: %d role entries: %w", n, fs.ErrInvalid)
 	}
 	return v.obj.HeldRange(layout.RoleLockBase, int64(n))
+}
+
+// Entry reads role entry i alone (for watching a region), under the fault
+// guard: an error wrapping layout.ErrCorrupt if the mapping does not hold
+// it or the file was truncated under it.
+func (v *View) Entry(i int) (e ring.Entry, err error) {
+	if i < 0 || i >= maxEntries {
+		return e, fmt.Errorf("region: role entry %d: %w", i, fs.ErrInvalid)
+	}
+	defer Recover(&err, Protect())
+	e, ok := ring.ReadEntry(v.mem, i)
+	if !ok {
+		return e, fmt.Errorf("%w: file too short for role entry %d", layout.ErrCorrupt, i)
+	}
+	return e, nil
+}
+
+// FanOut reads the work queue's claim head and the broadcast lagged count
+// alone (for watching), as Stats reads the counters.
+func (v *View) FanOut() (claimHead, lagged uint64, err error) {
+	defer Recover(&err, Protect())
+	if len(v.mem) < layout.OffLagged+8 {
+		return 0, 0, fmt.Errorf("%w: file too short for the counters", layout.ErrCorrupt)
+	}
+	return atomic.LoadUint64(word64(v.mem, layout.OffClaimHead)), atomic.LoadUint64(word64(v.mem, layout.OffLagged)), nil
 }
 
 // Truncated reports whether the file is now shorter than the part of it
@@ -226,6 +291,8 @@ func (v *View) Snapshot() (s Snapshot, err error) {
 		s.Stats = &st
 		s.RecvWaitWord = atomic.LoadUint32(word32(mem, layout.OffRecvWaiting))
 		s.SendWaitWord = atomic.LoadUint32(word32(mem, layout.OffSendWaiters))
+		s.ClaimHead = atomic.LoadUint64(word64(mem, layout.OffClaimHead))
+		s.Lagged = atomic.LoadUint64(word64(mem, layout.OffLagged))
 	}
 
 	// Role entries: the header's count if it validated; otherwise as many
@@ -238,7 +305,7 @@ func (v *View) Snapshot() (s Snapshot, err error) {
 	case s.Stored != nil:
 		n += int(min(s.Stored.Producers, layout.MaxProducers)) + int(min(s.Stored.Consumers, layout.MaxConsumers))
 	}
-	held, lerr := v.obj.HeldRange(layout.RoleLockBase, 1+layout.MaxProducers+layout.MaxConsumers)
+	held, lerr := v.obj.HeldRange(layout.RoleLockBase, maxEntries)
 	if lerr != nil && s.Err == nil {
 		s.Err = lerr
 	}

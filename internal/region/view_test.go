@@ -195,7 +195,7 @@ func TestViewValid(t *testing.T) {
 	if err != nil || fmt.Sprint(held) != "[true true false true false]" {
 		t.Errorf("Held(5) = %v, %v", held, err)
 	}
-	if _, err := v.Held(layout.MaxProducers + 2); !errors.Is(err, fs.ErrInvalid) {
+	if _, err := v.Held(2 + layout.MaxProducers + layout.MaxConsumers); !errors.Is(err, fs.ErrInvalid) {
 		t.Errorf("Held beyond every entry: %v", err)
 	}
 	st, err := v.Stats(false)
@@ -446,5 +446,180 @@ func TestViewDoorbells(t *testing.T) {
 	}
 	if s := inspect(t, name); len(s.Bells) != 2 || s.Bells[1].Exists {
 		t.Errorf("a removed doorbell: %+v", s.Bells)
+	}
+}
+
+// fanHeader is a small work-queue or broadcast header: 2 sender entries,
+// 3 consumer entries.
+func fanHeader(t *testing.T, mode layout.Mode, overflow layout.Overflow) layout.Header {
+	t.Helper()
+	h := layout.Header{
+		Mode: mode, Wait: layout.WaitFutex, Capacity: 8, MaxMsg: 16, Producers: 2, Consumers: 3, Overflow: overflow,
+		Flags: layout.FlagRaw | layout.FlagMulti, Fingerprint: 1, CodecName: "raw", TypeName: "test.value",
+		CreatorPID: uint32(os.Getpid()), CreatorUID: uint32(os.Geteuid()), Created: time.Now().UnixNano(),
+	}
+	if err := h.Geometry(); err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+// sendN commits n one-byte values through sender entry 1 of a new handle.
+func sendN(t *testing.T, name string, n int) {
+	t.Helper()
+	g, r := attach(t, name)
+	t.Cleanup(func() { g.Close() })
+	if ok, err := g.TakeRole(1); !ok || err != nil {
+		t.Fatalf("TakeRole(1) = %v, %v", ok, err)
+	}
+	s, err := r.NewSender(1, Identity())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range n {
+		buf, err := s.TryReserve()
+		if err != nil {
+			t.Fatal(err)
+		}
+		buf[0] = byte(i)
+		s.Commit(1)
+	}
+}
+
+// consumer takes consumer entry k of name in a new handle (close it to
+// let the entry's lock go).
+func consumer(t *testing.T, name string, k int) (*Region, *ring.Receiver) {
+	t.Helper()
+	g, r := attach(t, name)
+	hdr := g.Header()
+	i := hdr.ConsumerEntry(k)
+	if ok, err := g.TakeRole(i); !ok || err != nil {
+		g.Close()
+		t.Fatalf("TakeRole(%d) = %v, %v", i, ok, err)
+	}
+	c, err := r.NewConsumer(i, Identity())
+	if err != nil {
+		g.Close()
+		t.Fatal(err)
+	}
+	return g, c
+}
+
+// A work queue: the claim head, a consumer that holds a position, one
+// that received and holds none, one that died holding one.
+func TestViewWorkQueue(t *testing.T) {
+	name := testName(t)
+	h := fanHeader(t, layout.ModeWorkQueue, layout.OverflowWait)
+	makeRegion(t, name, h, true)
+	sendN(t, name, 5)
+
+	g0, c0 := consumer(t, name, 0)
+	defer g0.Close()
+	if _, err := c0.TryPeek(); err != nil { // holds position 0
+		t.Fatal(err)
+	}
+	g1, c1 := consumer(t, name, 1)
+	defer g1.Close()
+	for range 2 { // receives 1 and 2, holds none
+		if _, err := c1.TryPeek(); err != nil {
+			t.Fatal(err)
+		}
+		c1.Release()
+	}
+	g2, c2 := consumer(t, name, 2)
+	if _, err := c2.TryPeek(); err != nil { // holds position 3, then dies
+		t.Fatal(err)
+	}
+	g2.Close()
+
+	s := inspect(t, name)
+	if !s.Valid() || s.ClaimHead != 4 || s.Lagged != 0 || s.Stats == nil || s.Stats.Sent != 5 || s.Stats.Received != 0 {
+		t.Fatalf("Valid %v (%v), claim head %d, lagged %d, stats %+v", s.Valid(), s.Err, s.ClaimHead, s.Lagged, s.Stats)
+	}
+	for k, want := range []struct {
+		alive    bool
+		claim    uint64
+		holds    bool
+		received uint64
+	}{{true, 0, true, 0}, {true, 0, false, 2}, {false, 3, true, 0}} {
+		r, ok := role(s, h.ConsumerEntry(k))
+		c, holds := r.Claim()
+		if !ok || r.PID != uint32(os.Getpid()) || r.Alive != want.alive || holds != want.holds || c != want.claim || r.Sent != want.received {
+			t.Errorf("consumer %d: %+v (found %v), claim %d %v; want %+v", k, r, ok, c, holds, want)
+		}
+	}
+	if len(s.Roles) != 4 || !s.AnyHeld {
+		t.Errorf("roles %+v, AnyHeld %v: want the sender and three consumers", s.Roles, s.AnyHeld)
+	}
+
+	v, err := OpenView(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v.Close()
+	held, err := v.Held(h.Entries())
+	if err != nil || fmt.Sprint(held) != "[false true false true true false]" {
+		t.Errorf("Held(%d) = %v, %v", h.Entries(), held, err)
+	}
+	if _, err := v.Held(1 + layout.MaxProducers + layout.MaxConsumers); err != nil {
+		t.Errorf("Held over every possible entry: %v", err)
+	}
+	if _, err := v.Held(2 + layout.MaxProducers + layout.MaxConsumers); !errors.Is(err, fs.ErrInvalid) {
+		t.Errorf("Held beyond every possible entry: %v", err)
+	}
+	if e, err := v.Entry(h.ConsumerEntry(0)); err != nil || e.ClaimLo != 0 || e.ClaimHi != 1 {
+		t.Errorf("Entry(consumer 0) = %+v, %v", e, err)
+	}
+	if _, err := v.Entry(-1); !errors.Is(err, fs.ErrInvalid) {
+		t.Errorf("Entry(-1): %v", err)
+	}
+	if ch, lagged, err := v.FanOut(); ch != 4 || lagged != 0 || err != nil {
+		t.Errorf("FanOut = %d, %d, %v", ch, lagged, err)
+	}
+}
+
+// A broadcast: joined cursors, the lagged word, and a receiver that left.
+func TestViewBroadcast(t *testing.T) {
+	name := testName(t)
+	h := fanHeader(t, layout.ModeBroadcast, layout.OverflowDrop)
+	makeRegion(t, name, h, true)
+	g0, c0 := consumer(t, name, 0) // joins at 0
+	defer g0.Close()
+	sendN(t, name, 3)
+	g1, _ := consumer(t, name, 1) // joins at 3
+	defer g1.Close()
+	if _, err := c0.TryPeek(); err != nil {
+		t.Fatal(err)
+	}
+	c0.Release() // cursor 1
+	g2, c2 := consumer(t, name, 2)
+	c2.Detach() // left: no longer joined, its pid cleared
+	g2.Close()
+	// A lagged count as DropOldest receivers add it up.
+	binary.LittleEndian.PutUint64(g0.Mem()[layout.OffLagged:], 12)
+
+	s := inspect(t, name)
+	if !s.Valid() || s.Lagged != 12 || s.ClaimHead != 0 || s.Stats == nil || s.Stats.Sent != 3 {
+		t.Fatalf("Valid %v (%v), lagged %d, claim head %d, stats %+v", s.Valid(), s.Err, s.Lagged, s.ClaimHead, s.Stats)
+	}
+	for k, want := range []struct {
+		cursor, lag uint64
+	}{{1, 2}, {3, 0}} {
+		r, ok := role(s, h.ConsumerEntry(k))
+		lag, lok := Lag(r.ClaimLo, s.Stats.Sent)
+		if !ok || !r.Alive || !r.Joined() || r.ClaimLo != want.cursor || !lok || lag != want.lag {
+			t.Errorf("consumer %d: %+v (found %v), lag %d %v; want cursor %d lag %d", k, r, ok, lag, lok, want.cursor, want.lag)
+		}
+	}
+	if _, ok := role(s, h.ConsumerEntry(2)); ok {
+		t.Errorf("a consumer that left is listed: %+v", s.Roles)
+	}
+	if _, ok := Lag(5, 3); ok {
+		t.Errorf("Lag of a cursor ahead of the tail")
+	}
+	for _, e := range []ring.Entry{{ClaimLo: 4, ClaimHi: 4}, {ClaimLo: 4, ClaimHi: 6}, {ClaimLo: 5, ClaimHi: 4}} {
+		if p, ok := WorkClaim(e); ok {
+			t.Errorf("WorkClaim(%+v) = %d, true", e, p)
+		}
 	}
 }

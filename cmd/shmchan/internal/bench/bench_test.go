@@ -245,6 +245,22 @@ func TestCatchesCorruption(t *testing.T) {
 			}
 		}
 	}
+	// The fan-out rows run at 16 bytes: the damaged value is caught by a
+	// receiving peer (the parent sends), or by the parent (the senders are
+	// peers, each damaging its own value 100).
+	for _, key := range []string{"fan-wq2", "fan-mq2", "fan-bc2", "fan-pipe2", "fan-mpsc2", "fan-mqw4"} {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		_, err := rows[key].run(ctx, e, 16)
+		cancel()
+		var ve *verifyError
+		if !errors.As(err, &ve) {
+			t.Errorf("%s, value 100 damaged: got %v, want a verification error", key, err)
+		} else if !strings.Contains(err.Error(), "value 100") {
+			t.Errorf("%s: the error does not name value 100: %v", key, err)
+		} else {
+			t.Logf("%s: %v", key, err)
+		}
+	}
 	if left := leftovers(os.Getpid()); len(left) > 0 {
 		t.Errorf("left behind: %v", left)
 	}

@@ -81,7 +81,7 @@ func chartSVG(r *results) string {
 	var rows []*row
 	lo, hi := math.Inf(1), 0.0
 	for _, row := range allRows() {
-		if row.section == sectionLatency {
+		if row.section == sectionLatency || row.section == sectionFanOut {
 			continue
 		}
 		has := false

@@ -26,6 +26,11 @@
 //     sleeps per value (its Stats, both processes) and the receiving
 //     process's heap allocations per value, over the timed part. The -limit
 //     stops the repetitions early rather than overrun it.
+//     The fan-out section (fanout.go) runs at 16 bytes only: a work queue
+//     and a broadcast read by 2 and 4 peer processes (the parent sends),
+//     and MPSC written by 2 and 4 (the parent receives), each beside what
+//     a user would otherwise use (POSIX mq, a pipe per subscriber); see
+//     fanout.go for how they are timed and checked across processes.
 //   - Peers (peer.go). Cross-process rows run the sender (or echoer) in a
 //     second process: the bench starts its own executable again as
 //     "<executable> bench" with the peer's job in SHMCHAN_BENCH_PEER. The
@@ -36,7 +41,8 @@
 //     reach the peer as inherited descriptors and have no name. Each
 //     transport family keeps its parent side and its peer side in one file:
 //     shmchan.go, kernel.go (POSIX mq, pipes, Unix sockets), ref.go (bare
-//     ring, cache-line and futex ping-pong) and inprocess.go (Go channel,
+//     ring, cache-line and futex ping-pong), fanout.go (many receivers or
+//     senders, several peers per cell) and inprocess.go (Go channel,
 //     copy(), no peer).
 //   - Report (report.go, targets.go, json.go, chart.go, format.go). The
 //     tables on stdout, the targets (ratios of the medians, and of the best

@@ -38,6 +38,7 @@ type jsonRow struct {
 	Size             int      `json:"size"`
 	Batch            int      `json:"batch,omitempty"`
 	NA               string   `json:"na,omitempty"`
+	Baseline         string   `json:"baseline,omitempty"` // fan-out rows: the key of the row compared with
 	MsgPerSec        *summary `json:"msg_per_sec,omitempty"`
 	MBPerSec         *summary `json:"mb_per_sec,omitempty"`
 	SyscallsPerValue *summary `json:"syscalls_per_value,omitempty"`
@@ -82,7 +83,7 @@ func jsonOf(r *results) jsonFile {
 			})
 			continue
 		}
-		row := jsonRow{Key: c.row.key, Name: c.row.name, Section: c.row.section, Size: c.size, NA: c.na}
+		row := jsonRow{Key: c.row.key, Name: c.row.name, Section: c.row.section, Size: c.size, NA: c.na, Baseline: c.row.base}
 		if c.row.section == sectionBatch {
 			_, row.Batch = geometry(c.size)
 		}

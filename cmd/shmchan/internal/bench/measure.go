@@ -18,6 +18,14 @@ import (
 // budget. The clock is watched by timers that raise flags, so the loop
 // pays one load per value for it, and a slow transport cannot overshoot.
 func sendLoop(s job, send func(seq uint64) (int, error)) (uint64, error) {
+	return sendLoopMarked(s, send, nil)
+}
+
+// sendLoopMarked is sendLoop that calls warmed (if not nil) with the
+// number of values sent when the warm-up is over, just before the timed
+// part: the fan-out rows, whose sender is the parent, start their clock
+// there.
+func sendLoopMarked(s job, send func(seq uint64) (int, error), warmed func(sent uint64)) (uint64, error) {
 	var warmOver, over atomic.Bool
 	t := time.AfterFunc(s.Budget/2, func() { warmOver.Store(true) })
 	defer t.Stop()
@@ -28,6 +36,9 @@ func sendLoop(s job, send func(seq uint64) (int, error)) (uint64, error) {
 		if err != nil {
 			return seq, err
 		}
+	}
+	if warmed != nil {
+		warmed(seq)
 	}
 	t2 := time.AfterFunc(s.Budget, func() { over.Store(true) })
 	defer t2.Stop()

@@ -53,6 +53,7 @@ type job struct {
 	Batch  int           `json:"batch,omitempty"`
 	Cap    int           `json:"cap,omitempty"`
 	Duplex bool          `json:"duplex,omitempty"` // stream echo: descriptor 3 both ways
+	ID     int           `json:"id,omitempty"`     // many senders: this sender's number, tagged into its values
 
 	// Corrupt, if not 0, makes a sender damage value number Corrupt on
 	// purpose (the tests check that the receiver notices).
@@ -68,9 +69,15 @@ func corrupt(w []uint64, seq uint64, s *job) {
 
 // peerResult is what a peer reports when it is done.
 type peerResult struct {
-	Count  uint64 `json:"count"`            // values sent, or round trips echoed
+	Count  uint64 `json:"count"`            // values sent or received, or round trips echoed
 	Err    string `json:"err,omitempty"`    // what went wrong
 	Verify bool   `json:"verify,omitempty"` // Err is a verification failure
+	// A receiving peer of the fan-out rows: when it had received
+	// everything (CLOCK_MONOTONIC, comparable across processes), and the
+	// sum of mix(seq) over the values it received (work queue: the union
+	// of the receivers' values must be every value sent, once).
+	EndNS int64  `json:"end_ns,omitempty"`
+	Sum   uint64 `json:"sum,omitempty"`
 }
 
 // peer is a running peer process, seen from the parent.
@@ -300,7 +307,7 @@ func runPeer(specJSON string) int {
 	var spec job
 	res := peerResult{}
 	err := json.Unmarshal([]byte(specJSON), &spec)
-	var role func(context.Context, job, func() error) (uint64, error)
+	var role roleFunc
 	if err == nil {
 		role = peerRoles()[spec.Role]
 		if role == nil {
@@ -327,7 +334,7 @@ func runPeer(specJSON string) int {
 			}()
 			return nil
 		}
-		res.Count, err = role(ctx, spec, handshake)
+		res, err = role(ctx, spec, handshake)
 	}
 	if err != nil {
 		res.Err = err.Error()
@@ -342,27 +349,44 @@ func runPeer(specJSON string) int {
 	return 0
 }
 
-// peerRoles maps a role name to what the peer does. Each role opens
-// what the parent made, calls handshake, then works until it is done,
-// and returns how many values it sent (or round trips it echoed).
-func peerRoles() map[string]func(context.Context, job, func() error) (uint64, error) {
-	return map[string]func(context.Context, job, func() error) (uint64, error){
-		"shm-send": func(ctx context.Context, s job, hs func() error) (uint64, error) {
+// roleFunc is what a peer does: it opens what the parent made, calls
+// handshake, then works until it is done, and returns its result.
+type roleFunc func(ctx context.Context, s job, handshake func() error) (peerResult, error)
+
+// counted makes a roleFunc of a role that returns how many values it
+// sent (or round trips it echoed).
+func counted(f func(context.Context, job, func() error) (uint64, error)) roleFunc {
+	return func(ctx context.Context, s job, hs func() error) (peerResult, error) {
+		n, err := f(ctx, s, hs)
+		return peerResult{Count: n}, err
+	}
+}
+
+// peerRoles maps a role name to what the peer does.
+func peerRoles() map[string]roleFunc {
+	return map[string]roleFunc{
+		"shm-send": counted(func(ctx context.Context, s job, hs func() error) (uint64, error) {
 			return opsFor(s.Size).shmSend(ctx, s, hs)
-		},
-		"shm-send-batch": func(ctx context.Context, s job, hs func() error) (uint64, error) {
+		}),
+		"shm-send-batch": counted(func(ctx context.Context, s job, hs func() error) (uint64, error) {
 			return opsFor(s.Size).shmSendBatch(ctx, s, hs)
-		},
-		"shm-send-inplace": func(ctx context.Context, s job, hs func() error) (uint64, error) {
+		}),
+		"shm-send-inplace": counted(func(ctx context.Context, s job, hs func() error) (uint64, error) {
 			return opsFor(s.Size).shmSendInPlace(ctx, s, hs)
-		},
-		"shm-echo":    shmEcho,
-		"mq-send":     mqSend,
-		"mq-echo":     mqEcho,
-		"stream-send": streamSend,
-		"stream-echo": streamEcho,
-		"ring-send":   ringSend,
-		"line-echo":   lineEcho,
-		"futex-echo":  futexEcho,
+		}),
+		"shm-echo":    counted(shmEcho),
+		"mq-send":     counted(mqSend),
+		"mq-echo":     counted(mqEcho),
+		"stream-send": counted(streamSend),
+		"stream-echo": counted(streamEcho),
+		"ring-send":   counted(ringSend),
+		"line-echo":   counted(lineEcho),
+		"futex-echo":  counted(futexEcho),
+		"wq-recv":     fanRecv,
+		"bc-recv":     fanRecv,
+		"mq-recv":     fanRecv,
+		"pipe-recv":   fanRecv,
+		"mpsc-send":   counted(manySend),
+		"mqw-send":    counted(manySend),
 	}
 }

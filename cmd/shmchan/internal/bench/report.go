@@ -64,7 +64,7 @@ func printReport(w io.Writer, r *results) {
 		rows := [][]string{header}
 		section := ""
 		for _, row := range allRows() {
-			if row.section == sectionLatency {
+			if row.section == sectionLatency || row.section == sectionFanOut {
 				continue
 			}
 			line := []string{"  " + row.name}
@@ -110,7 +110,7 @@ func printReport(w io.Writer, r *results) {
 	fmt.Fprintln(w, "shmchan, per value (median): wait system calls (wake-ups + sleeps, both processes) / heap allocations (receiving process)")
 	rows := [][]string{header}
 	for _, row := range allRows() {
-		if !row.shm || row.section == sectionLatency {
+		if !row.shm || row.section == sectionLatency || row.section == sectionFanOut {
 			continue
 		}
 		line := []string{"  " + row.name}
@@ -134,6 +134,8 @@ func printReport(w io.Writer, r *results) {
 		}
 	}
 	printTable(w, rows)
+
+	printFanOut(w, r)
 
 	// Latency.
 	fmt.Fprintln(w)
@@ -172,7 +174,7 @@ func printReport(w io.Writer, r *results) {
 
 	// Targets.
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, "Targets (issue 5): the ratio of the medians above, and of the best runs (highest rate, lowest time) in brackets")
+	fmt.Fprintln(w, "Targets (issues 5 and 12): the ratio of the medians above, and of the best runs (highest rate, lowest time) in brackets")
 	rows = [][]string{{"", "median", "(best)", "target", "verdict", ""}}
 	unsteady := 0
 	for _, t := range r.targets {
@@ -208,6 +210,55 @@ func printReport(w io.Writer, r *results) {
 		fmt.Fprintf(w, "; the machine was loaded (load average %.1f on %d CPUs), so take the medians as a floor", l, r.machine.CPUs)
 	}
 	fmt.Fprintln(w)
+}
+
+// printFanOut prints the fan-out and many-sender rows, each with its
+// ratio to the row it is compared with.
+func printFanOut(w io.Writer, r *results) {
+	rows := [][]string{{"", "values/s", "÷ baseline", "", "wait syscalls/value"}}
+	group := ""
+	for _, row := range allRows() {
+		if row.section != sectionFanOut {
+			continue
+		}
+		c := r.cell(row.key, 16)
+		if c == nil {
+			continue
+		}
+		if row.group != group {
+			group = row.group
+			rows = append(rows, []string{group})
+		}
+		line := []string{"  " + row.name, "-", "", "", "-"}
+		if s := c.rate(); s != nil {
+			line[1] = fmt.Sprintf("%s (%s)", si(s.Median), span(s.Min, s.Max))
+			if b := r.cell(row.base, 16); b != nil {
+				if bs := b.rate(); bs != nil && bs.Median > 0 {
+					line[2], line[3] = sig3(s.Median/bs.Median)+"×", baseName(row.base)
+				}
+			}
+		}
+		if sc := c.syscalls(); sc != nil {
+			line[4] = perValue(sc.Median)
+		}
+		rows = append(rows, line)
+	}
+	if len(rows) == 1 {
+		return
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintf(w, "Fan-out and many senders: 16-byte values, one per call, every side a process; values per second, median (min..max) of %d runs\n", r.cfg.Runs)
+	printTable(w, rows)
+}
+
+// baseName is the name of row key, for "vs the ...".
+func baseName(key string) string {
+	for _, row := range allRows() {
+		if row.key == key {
+			return row.name
+		}
+	}
+	return key
 }
 
 // printTable prints rows of cells in columns: the first left-aligned, the

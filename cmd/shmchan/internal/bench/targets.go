@@ -1,6 +1,6 @@
 package bench
 
-// The targets of issue 5, checked against a run: ratios of the medians
+// The targets of issues 5 and 12, checked against a run: ratios of the medians
 // (and of the best runs) of the cells they compare.
 
 import (
@@ -86,6 +86,8 @@ func checkTargets(r *results) []target {
 	rr("1 MiB, copying: shmchan futex ÷ copy()", 1, "shm-futex", 1<<20, "copy", 1<<20)
 	rr("1 MiB, in place: SendFunc/RecvFunc ÷ copy()", 1, "shm-inplace", 1<<20, "copy", 1<<20)
 	rr("1 MiB: in place ÷ copying (faster still)", 1, "shm-inplace", 1<<20, "shm-futex", 1<<20)
+	rr("16 B, MPSC: 4 sending processes ÷ 2 (issue 12)", 0.5, "fan-mpsc4", 16, "fan-mpsc2", 16)
+	rr("16 B, 4 sending processes: shmchan MPSC ÷ POSIX mq (issue 12)", 5, "fan-mpsc4", 16, "fan-mqw4", 16)
 	ll := func(name string, want float64, ka string, ia int, kb string, ib int) {
 		a, aBest, okA := lat(ka, ia)
 		b, bBest, okB := lat(kb, ib)
