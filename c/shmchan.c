@@ -368,17 +368,30 @@ static void mq_ring(int fd)
 	syscall(SYS_mq_timedsend, fd, &token, (size_t)1, 0u, NULL);
 }
 
-/* Sleep on a doorbell for at most ns: poll the non-blocking descriptor,
- * then take one token. Returns 1 if a token was taken. */
-static int mq_sleep(int fd, int64_t ns)
+/* Takes a doorbell token if one is there (never blocking). */
+static int mq_take(int fd)
 {
-	struct pollfd p = { .fd = fd, .events = POLLIN, .revents = 0 };
-	struct timespec ts = rel_ts(ns);
-	if (ppoll(&p, 1, &ts, NULL) <= 0 || !(p.revents & POLLIN))
-		return 0;
 	char buf[8];
 	unsigned prio;
 	return syscall(SYS_mq_timedreceive, fd, buf, sizeof buf, &prio, NULL) >= 0;
+}
+
+/* Sleeps on a doorbell for at most ns (FORMAT.md, "WaitMQ doorbells"):
+ * a token already there ends it; else, unless the seq word has moved from
+ * the value announced (a wake whose token another sleeper took), wait for
+ * the queue to become readable, then take the token if it is still there.
+ * Every poller hears an arrival, so one token wakes all the sleepers of a
+ * side with many; nothing is passed on. */
+static void mq_sleep(int fd, const uint32_t *seq, uint32_t announced, int64_t ns)
+{
+	if (mq_take(fd))
+		return;
+	if (LOAD_SC(seq) != announced)
+		return;
+	struct pollfd p = { .fd = fd, .events = POLLIN, .revents = 0 };
+	struct timespec ts = rel_ts(ns);
+	if (ppoll(&p, 1, &ts, NULL) > 0 && (p.revents & POLLIN))
+		mq_take(fd);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -800,16 +813,11 @@ static int block(shmchan *c, struct side s, uint32_t *mark, int64_t timeout_ns, 
 		if (deadline - now < t)
 			t = deadline - now;
 		ADD(s.sleeps, 1);
-		int token = 0;
 		if (c->h.wait == SHMCHAN_WAIT_MQ)
-			token = mq_sleep(s.bell, t);
+			mq_sleep(s.bell, s.seq, seq, t);
 		else
 			futex_wait(s.seq, seq, t);
 		leave(&s, mark);
-		/* A doorbell token wakes one sleeper: pass one on while others
-		 * sleep and the seq word moved since we went to sleep. */
-		if (token && !s.single && LOAD_SC(s.waiting) > 0 && LOAD_SC(s.seq) != seq)
-			mq_ring(s.bell);
 		rc = f(c, arg, &stuck);
 		if (rc != EAGAIN_)
 			return rc;
@@ -1105,9 +1113,8 @@ static int mpsc_try_send(shmchan *c, const void *buf, uint32_t n, int *stuck)
 			if (h > t)
 				continue; /* the tail moved on since we read it */
 			if (bcast && t - h > c->cap) {
-				/* A gate more than a ring behind: a claim recorded
-				 * from a stale tail (its CAS fails), or a receiver
-				 * moving its cursor as it joins. Wait for it. */
+				/* A cursor more than a ring behind: a receiver
+				 * between the two cursor stores of its join. Wait. */
 				*stuck = 1;
 				rc = EAGAIN_;
 				goto withdraw;
@@ -1318,8 +1325,21 @@ static int wq_resolve(shmchan *c)
 		return rc;
 	struct shmchan_role *e = role(c, c->r_entry);
 	uint64_t lo = LOAD_SC(&e->claim_lo), hi = LOAD_SC(&e->claim_hi);
-	uint64_t h = LOAD_SC(&c->r->head), ch = LOAD_SC(&c->r->claim_head);
-	if (hi == lo + 1 && h <= lo && lo < ch && !wq_consumed(c, lo)) {
+	int free = 0;
+	if (hi == lo + 1 && lo < LOAD_SC(&c->r->claim_head)) {
+		/* The dead holder recorded its claim before its claim CAS: one
+		 * that died between the two, or after losing the CAS, claims a
+		 * position another receiver won. So: no live claim of another
+		 * receiver covers it, and (read after the claims) head has not
+		 * passed it and it is not consumed. */
+		free = wq_live_claim(c, lo);
+		if (free < 0) {
+			ofd_unlock(c, SHMCHAN_RESCUE_LOCK);
+			return free;
+		}
+		free = !free && LOAD_SC(&c->r->head) <= lo && !wq_consumed(c, lo);
+	}
+	if (free) {
 		c->wq_holding = 1;
 		c->r_head = lo;
 	} else {
@@ -1463,7 +1483,11 @@ static int bcast_bound(shmchan *c, uint64_t t, uint64_t *bound, int *stuck)
 				continue;
 			struct shmchan_role *e = role(c, i);
 			uint64_t lo = LOAD_SC(&e->claim_lo), hi = LOAD_SC(&e->claim_hi);
-			if (hi > lo && lo < h) {
+			/* A claim that won its CAS is never more than a ring
+			 * behind the tail (it gates the others); one further
+			 * behind is stale (a claim that can no longer win, or
+			 * one half-recorded: the new hi, the old end as lo). */
+			if (hi > lo && lo < h && t - lo <= c->cap) {
 				h = lo;
 				gate = i;
 			}
