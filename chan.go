@@ -12,23 +12,14 @@ import (
 	"time"
 
 	"github.com/shmchan/shmchan/codec"
+	"github.com/shmchan/shmchan/internal/region"
 	"github.com/shmchan/shmchan/layout"
-	"github.com/shmchan/shmchan/mq"
 	"github.com/shmchan/shmchan/ring"
-	"github.com/shmchan/shmchan/shm"
 )
-
-// RoleLockBase is layout.RoleLockBase: role entry i (0: receiver, 1..:
-// senders) is held by an open-file-description lock at RoleLockBase+i on the
-// region's descriptor, which the kernel drops when the holder dies.
-const RoleLockBase = layout.RoleLockBase
 
 // fastRawMax bounds the values moved by the inlined typed copy; larger
 // ones go through the codec, which copies them in cache-friendly pieces.
 const fastRawMax = 64 << 10
-
-// readyWait is how long an opener waits for a region's creator to finish.
-const readyWait = time.Second
 
 // Chan is one process's handle on a channel in shared memory: a typed
 // channel between processes. A handle becomes the sender on its first send
@@ -37,23 +28,23 @@ const readyWait = time.Second
 // with receives.
 type Chan[T any] struct {
 	name  string
-	obj   *shm.Object
-	mem   []byte
+	reg   *region.Region
+	mem   []byte // reg.Mem()
 	hdr   layout.Header
 	ring  *ring.Ring
 	codec codec.Codec[T]
 	raw   *codec.RawCodec[T] // codec as its concrete type when T is raw: no interface call, no escape
 	// fast: T is raw, has no bool fields and is smaller than fastRawMax, so a
 	// value is moved with an inlined typed copy (putRaw/getRaw) of wire bytes.
-	fast  bool
-	wire  int
-	bells []*mq.Queue
-	life  sync.RWMutex // held for reading by Len and Stats, for writing by Close
-	dead  atomic.Bool  // Close was called; checked under smu, rmu or life
+	fast bool
+	wire int
+	life sync.RWMutex // held for reading by Len and Stats, for writing by Close
+	dead atomic.Bool  // Close was called; checked under smu, rmu or life
 
 	smu       sync.Mutex // guards snd
 	snd       *ring.Sender
 	sendEntry atomic.Int32 // role entry of snd, 0 before the first send; set under smu
+	recvEntry atomic.Int32 // fan-out: consumer entry of rcv, 0 before the first receive; set under rmu
 
 	rmu sync.Mutex // guards rcv
 	rcv *ring.Receiver
@@ -90,26 +81,10 @@ func OpenOrCreate[T any](name string, opts ...Option) (*Chan[T], error) {
 // Handles already open keep working; the memory is freed when the last one
 // closes.
 func Unlink(name string) error {
-	if _, err := shm.Path(name); err != nil {
-		return fmt.Errorf("shmchan: unlink %q: %w", name, err)
-	}
-	err := shm.Unlink(name)
-	for _, b := range bellNames(name) {
-		if e := mq.Unlink(b); e != nil && !errors.Is(e, fs.ErrNotExist) && !errors.Is(e, mq.ErrInvalidName) {
-			err = errors.Join(err, e)
-		}
-	}
-	if err != nil {
+	if err := region.Unlink(name); err != nil {
 		return fmt.Errorf("shmchan: unlink %q: %w", name, err)
 	}
 	return nil
-}
-
-func bellNames(name string) [2]string {
-	if len(name) > 0 && name[0] == '/' {
-		name = name[1:]
-	}
-	return [2]string{name + ".rx", name + ".tx"}
 }
 
 func parse(opts []Option) options {
@@ -135,11 +110,11 @@ func codecFor[T any](o options) (codec.Codec[T], error) {
 	return c, nil
 }
 
-// wanted returns the header the options ask for (for Create).
-func wanted[T any](o options, c codec.Codec[T]) (layout.Header, error) {
+// headerFor returns the header the options ask for (for Create).
+func headerFor[T any](o options, c codec.Codec[T]) (layout.Header, error) {
 	h := layout.Header{
 		Mode:        layout.ModeSPSC,
-		Wait:        uint32(o.wait),
+		Wait:        layout.Wait(o.wait),
 		Producers:   1,
 		Fingerprint: c.Fingerprint(),
 		CodecName:   c.Name(),
@@ -160,6 +135,28 @@ func wanted[T any](o options, c codec.Codec[T]) (layout.Header, error) {
 			h.Producers = uint32(min(o.producers, layout.MaxProducers+1))
 		}
 	}
+	if o.multiConsumer && o.broadcastSet {
+		return h, fmt.Errorf("%w: WithMultiConsumer and WithBroadcast together: a value goes to one receiver or to all", ErrIncompatible)
+	}
+	if o.multiConsumer || o.broadcastSet {
+		h.Mode = layout.ModeWorkQueue
+		if o.broadcastSet {
+			h.Mode = layout.ModeBroadcast
+			if o.overflow != WaitForSlowest && o.overflow != DropOldest {
+				return h, fmt.Errorf("shmchan: unknown overflow policy %d", o.overflow)
+			}
+			h.Overflow = layout.Overflow(o.overflow)
+		}
+		if o.multi {
+			h.Flags |= layout.FlagMulti
+		} else {
+			h.Producers = 1
+		}
+		h.Consumers = DefaultConsumers
+		if o.consumers > 0 {
+			h.Consumers = uint32(min(o.consumers, layout.MaxConsumers+1))
+		}
+	}
 	capacity := o.capacity
 	if capacity == 0 {
 		capacity = DefaultCapacity
@@ -174,7 +171,7 @@ func wanted[T any](o options, c codec.Codec[T]) (layout.Header, error) {
 		}
 		h.MaxMsg = uint32(n)
 		if codec.IsRaw(c) {
-			h.Flags = layout.FlagRaw
+			h.Flags |= layout.FlagRaw
 		}
 	} else {
 		m := o.maxMsg
@@ -193,132 +190,55 @@ func wanted[T any](o options, c codec.Codec[T]) (layout.Header, error) {
 	return h, nil
 }
 
-func create[T any](name string, opts []Option) (_ *Chan[T], err error) {
-	defer ring.Recover(&err, ring.Protect()) // a peer truncating the file under us
+func create[T any](name string, opts []Option) (*Chan[T], error) {
 	o := parse(opts)
 	cd, err := codecFor[T](o)
 	if err != nil {
 		return nil, err
 	}
-	h, err := wanted(o, cd)
+	h, err := headerFor(o, cd)
 	if err != nil {
 		return nil, err
 	}
-	obj, err := shm.Create(name, int64(h.TotalSize), shm.Options{Perm: o.perm})
+	g, err := region.Create(name, h, region.Options{Perm: o.perm})
 	if err != nil {
 		return nil, fmt.Errorf("shmchan: create %q: %w", name, err)
 	}
-	mem, err := obj.Map(int(h.TotalSize))
-	if err != nil {
-		obj.Close()
-		shm.Unlink(name)
-		return nil, fmt.Errorf("shmchan: create %q: %w", name, err)
+	c, err := newChan[T](g, cd, o)
+	if err == nil {
+		err = g.Publish()
 	}
-	h.Encode(mem)
-	var bells []*mq.Queue
-	if h.Wait == layout.WaitMQ {
-		perm := o.perm
-		if perm == 0 {
-			perm = shm.DefaultPerm
-		}
-		if bells, err = openBells(name, os.O_CREATE|os.O_EXCL, perm); err != nil {
-			obj.Close()
-			shm.Unlink(name)
-			return nil, fmt.Errorf("shmchan: create %q: %w", name, err)
-		}
-	}
-	c, err := attach[T](name, obj, mem, h, cd, o, bells)
 	if err != nil {
-		closeBells(bells)
-		obj.Close()
-		Unlink(name)
+		g.Discard()
 		return nil, err
 	}
-	// Publish: everything above is written; openers wait for this word.
-	atomic.StoreUint32(wordAt(mem, layout.OffReady), layout.ReadyValue)
 	return c, nil
 }
 
-func open[T any](name string, opts []Option) (_ *Chan[T], err error) {
-	defer ring.Recover(&err, ring.Protect()) // a peer truncating the file under us
+func open[T any](name string, opts []Option) (*Chan[T], error) {
 	o := parse(opts)
 	cd, err := codecFor[T](o)
 	if err != nil {
 		return nil, err
 	}
-	obj, err := shm.Open(name, shm.Options{AllowForeignOwner: o.foreign})
+	g, err := region.Open(name, region.Options{AllowForeignOwner: o.foreign})
 	if err != nil {
 		return nil, fmt.Errorf("shmchan: open %q: %w", name, err)
 	}
-	mem, h, err := mapReady(obj)
-	if err != nil {
-		obj.Close()
+	if err := checkRegion(g.Header(), o, cd); err != nil {
+		g.Close()
 		return nil, fmt.Errorf("shmchan: open %q: %w", name, err)
 	}
-	if err := agree(h, o, cd); err != nil {
-		obj.Close()
-		return nil, fmt.Errorf("shmchan: open %q: %w", name, err)
-	}
-	var bells []*mq.Queue
-	if h.Wait == layout.WaitMQ {
-		if bells, err = openBells(name, 0, 0); err == nil && !o.foreign {
-			err = ownBells(bells)
-		}
-		if err != nil {
-			obj.Close()
-			return nil, fmt.Errorf("shmchan: open %q: %w", name, err)
-		}
-	}
-	c, err := attach[T](name, obj, mem, h, cd, o, bells)
+	c, err := newChan[T](g, cd, o)
 	if err != nil {
-		closeBells(bells)
-		obj.Close()
+		g.Close()
 		return nil, err
 	}
 	return c, nil
 }
 
-// mapReady maps an existing region once its creator has published it, and
-// validates it. It waits up to readyWait for a creator that is still
-// writing (size still zero, or ready word not set yet).
-func mapReady(obj *shm.Object) ([]byte, layout.Header, error) {
-	deadline := time.Now().Add(readyWait)
-	for {
-		st, err := obj.Stat()
-		if err != nil {
-			return nil, layout.Header{}, err
-		}
-		if st.Size >= layout.OffReady+4 { // the header and the ready word
-			if st.Size > layout.MaxTotalSize {
-				return nil, layout.Header{}, fmt.Errorf("%w: file of %d bytes is larger than any region", ErrCorrupt, st.Size)
-			}
-			mem, err := obj.Map(int(st.Size))
-			if err != nil {
-				return nil, layout.Header{}, err
-			}
-			for atomic.LoadUint32(wordAt(mem, layout.OffReady)) != layout.ReadyValue {
-				if time.Now().After(deadline) {
-					obj.Unmap()
-					return nil, layout.Header{}, fmt.Errorf("%w: region not ready after %v (creator died, or not a shmchan region)", ErrCorrupt, readyWait)
-				}
-				time.Sleep(time.Millisecond)
-			}
-			h, err := layout.Validate(mem, st.Size)
-			if err != nil {
-				obj.Unmap()
-				return nil, h, err
-			}
-			return mem, h, nil
-		}
-		if time.Now().After(deadline) {
-			return nil, layout.Header{}, fmt.Errorf("%w: file is %d bytes, shorter than a header, after %v", ErrCorrupt, st.Size, readyWait)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
-
-// agree checks an opened region against the caller's type and options.
-func agree[T any](h layout.Header, o options, cd codec.Codec[T]) error {
+// checkRegion checks an opened region against the caller's type and options.
+func checkRegion[T any](h layout.Header, o options, cd codec.Codec[T]) error {
 	if !o.adopt && (h.CodecName != cd.Name() || h.Fingerprint != cd.Fingerprint()) {
 		return fmt.Errorf("%w: region holds %s (codec %s, fingerprint %#x), this handle wants %s (codec %s, fingerprint %#x)",
 			ErrTypeMismatch, h.TypeName, h.CodecName, h.Fingerprint, cd.TypeName(), cd.Name(), cd.Fingerprint())
@@ -335,80 +255,45 @@ func agree[T any](h layout.Header, o options, cd codec.Codec[T]) error {
 	if o.maxMsg > 0 && uint32(o.maxMsg) != h.MaxMsg {
 		return bad("max message size", o.maxMsg, h.MaxMsg)
 	}
-	if o.multiSet && (h.Mode == layout.ModeMPSC) != o.multi {
-		return bad("multi-producer", o.multi, h.Mode == layout.ModeMPSC)
+	multi := h.Mode == layout.ModeMPSC || h.Flags&layout.FlagMulti != 0
+	if o.multiSet && multi != o.multi {
+		return bad("multi-producer", o.multi, multi)
+	}
+	if o.multiConsumerSet && (h.Mode == layout.ModeWorkQueue) != o.multiConsumer {
+		return bad("multi-consumer", o.multiConsumer, h.Mode == layout.ModeWorkQueue)
+	}
+	if o.broadcastSet && (h.Mode != layout.ModeBroadcast || Overflow(h.Overflow) != o.overflow) {
+		if h.Mode != layout.ModeBroadcast {
+			return bad("broadcast", true, false)
+		}
+		return bad("overflow policy", o.overflow, Overflow(h.Overflow))
+	}
+	if o.consumers > 0 && uint32(o.consumers) != h.Consumers {
+		return bad("consumers", o.consumers, h.Consumers)
 	}
 	if o.producers > 0 && uint32(o.producers) != h.Producers {
 		return bad("producers", o.producers, h.Producers)
 	}
-	if o.waitSet && uint32(o.wait) != h.Wait {
+	if o.waitSet && layout.Wait(o.wait) != h.Wait {
 		return bad("wait mode", o.wait, WaitMode(h.Wait))
 	}
 	return nil
 }
 
-func openBells(name string, flag int, perm fs.FileMode) ([]*mq.Queue, error) {
-	var qs []*mq.Queue
-	for _, n := range bellNames(name) {
-		q, err := mq.Open(n, os.O_RDWR|flag, perm, &mq.Attr{MaxMsg: 4, MsgSize: 1})
-		if err == nil && flag&os.O_CREATE != 0 {
-			// mq_open applies the umask; the doorbells get the region's mode exactly.
-			if err = q.Chmod(perm); err != nil {
-				q.Close()
-			}
-		}
-		if err != nil {
-			closeBells(qs)
-			if flag&os.O_CREATE != 0 {
-				for _, n := range bellNames(name) {
-					mq.Unlink(n)
-				}
-			}
-			return nil, fmt.Errorf("doorbell: %w", err)
-		}
-		qs = append(qs, q)
-	}
-	return qs, nil
-}
-
-// ownBells refuses doorbell queues owned by another user (unless the caller
-// opted in with WithAllowForeignOwner, as for the region itself): whoever
-// owns a doorbell can ring it, or drain it, at will.
-func ownBells(qs []*mq.Queue) error {
-	for _, q := range qs {
-		uid, _, err := q.Owner()
-		if err != nil {
-			closeBells(qs)
-			return err
-		}
-		if uid != uint32(os.Geteuid()) {
-			closeBells(qs)
-			return fmt.Errorf("doorbell %s: %w (uid %d)", q.Name(), shm.ErrForeignOwner, uid)
-		}
-	}
-	return nil
-}
-
-func closeBells(qs []*mq.Queue) {
-	for _, q := range qs {
-		q.Close()
-	}
-}
-
-func attach[T any](name string, obj *shm.Object, mem []byte, h layout.Header, cd codec.Codec[T], o options, bells []*mq.Queue) (*Chan[T], error) {
-	c := &Chan[T]{name: name, obj: obj, mem: mem, hdr: h, codec: cd, bells: bells}
+func newChan[T any](g *region.Region, cd codec.Codec[T], o options) (_ *Chan[T], err error) {
+	defer region.Recover(&err, region.Protect())
+	h := g.Header()
+	c := &Chan[T]{name: g.Name(), reg: g, mem: g.Mem(), hdr: h, codec: cd}
 	if rc, ok := codec.AsRaw(cd); ok && h.Flags&layout.FlagRaw != 0 {
 		c.raw = rc
 		c.wire = rc.FixedSize()
 		c.fast = !rc.HasBool() && rc.Size() == c.wire && c.wire < fastRawMax
 	}
-	cfg := ring.Config{Spin: o.spin, StuckCheck: o.stuck, Alive: c.alive}
-	if len(bells) == 2 {
-		cfg.RecvBell, cfg.SendBell = &ring.MQDoorbell{Q: bells[0]}, &ring.MQDoorbell{Q: bells[1]}
-	}
-	r, err := ring.New(mem, h, cfg)
+	cfg := ring.Config{Spin: o.spin, StuckCheck: o.stuck, Alive: c.alive, Rescue: g.Rescue}
+	cfg.RecvBell, cfg.SendBell = g.Doorbells()
+	r, err := ring.New(c.mem, h, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("shmchan: %q: %w", name, err)
+		return nil, fmt.Errorf("shmchan: %q: %w", c.name, err)
 	}
 	c.ring = r
 	return c, nil
@@ -417,23 +302,10 @@ func attach[T any](name string, obj *shm.Object, mem []byte, h layout.Header, cd
 // alive reports whether the holder of role entry i is alive: its role lock
 // is held by another open file description, or by this handle itself.
 func (c *Chan[T]) alive(i int) (bool, error) {
-	if int(c.sendEntry.Load()) == i {
+	if int(c.sendEntry.Load()) == i || c.recvEntry.Load() == int32(i) && i != 0 {
 		return true, nil
 	}
-	return c.obj.LockHeld(RoleLockBase + int64(i))
-}
-
-var (
-	selfOnce  sync.Once
-	selfIdent ring.Identity
-)
-
-func self() ring.Identity {
-	selfOnce.Do(func() {
-		selfIdent.PID = uint32(os.Getpid())
-		selfIdent.Start, _ = shm.ProcStartTime(os.Getpid())
-	})
-	return selfIdent
+	return c.reg.Alive(i)
 }
 
 // sender returns the sender side, taking the role on first use. smu held.
@@ -445,16 +317,16 @@ func (c *Chan[T]) sender() (*ring.Sender, error) {
 		return c.snd, nil
 	}
 	for i := 1; i <= int(c.hdr.Producers); i++ {
-		ok, err := c.obj.TryLock(RoleLockBase + int64(i))
+		ok, err := c.reg.TakeRole(i)
 		if err != nil {
 			return nil, fmt.Errorf("shmchan: %q: sender role: %w", c.name, err)
 		}
 		if !ok {
 			continue
 		}
-		s, err := c.ring.NewSender(i, self())
+		s, err := c.ring.NewSender(i, region.Identity())
 		if err != nil {
-			c.obj.Unlock(RoleLockBase + int64(i))
+			c.reg.DropRole(i)
 			return nil, fmt.Errorf("shmchan: %q: %w", c.name, err)
 		}
 		c.snd = s
@@ -475,25 +347,53 @@ func (c *Chan[T]) receiver() (*ring.Receiver, error) {
 	if c.rcv != nil {
 		return c.rcv, nil
 	}
-	ok, err := c.obj.TryLock(RoleLockBase)
+	if c.hdr.Mode.FanOut() {
+		return c.consumer()
+	}
+	ok, err := c.reg.TakeRole(0)
 	if err != nil {
 		return nil, fmt.Errorf("shmchan: %q: receiver role: %w", c.name, err)
 	}
 	if !ok {
 		return nil, fmt.Errorf("%w: %q: the receiver role is held", ErrBusy, c.name)
 	}
-	r, err := c.ring.NewReceiver(self())
+	r, err := c.ring.NewReceiver(region.Identity())
 	if err != nil {
-		c.obj.Unlock(RoleLockBase)
+		c.reg.DropRole(0)
 		return nil, fmt.Errorf("shmchan: %q: %w", c.name, err)
 	}
 	c.rcv = r
 	return r, nil
 }
 
-// enter guards Len and Stats against a concurrent Close; leave with
+// consumer takes a free consumer entry (work queue, broadcast): ErrBusy at
+// once when every one is held. rmu held.
+func (c *Chan[T]) consumer() (*ring.Receiver, error) {
+	for k := 0; k < int(c.hdr.Consumers); k++ {
+		i := c.hdr.ConsumerEntry(k)
+		ok, err := c.reg.TakeRole(i)
+		if err != nil {
+			return nil, fmt.Errorf("shmchan: %q: receiver role: %w", c.name, err)
+		}
+		if !ok {
+			continue
+		}
+		c.recvEntry.Store(int32(i)) // before the receiver exists: its own claims are alive
+		r, err := c.ring.NewConsumer(i, region.Identity())
+		if err != nil {
+			c.recvEntry.Store(0)
+			c.reg.DropRole(i)
+			return nil, fmt.Errorf("shmchan: %q: %w", c.name, err)
+		}
+		c.rcv = r
+		return r, nil
+	}
+	return nil, fmt.Errorf("%w: %q: all %d receiver entries are held", ErrBusy, c.name, c.hdr.Consumers)
+}
+
+// guardLife guards Len and Stats against a concurrent Close; leave with
 // c.life.RUnlock. Sends and receives are guarded by smu and rmu instead.
-func (c *Chan[T]) enter() error {
+func (c *Chan[T]) guardLife() error {
 	c.life.RLock()
 	if c.dead.Load() {
 		c.life.RUnlock()
@@ -506,7 +406,7 @@ func (c *Chan[T]) closedErr() error {
 	return fmt.Errorf("shmchan: %q: %w: %w", c.name, errHandleClosed, ErrClosed)
 }
 
-func (c *Chan[T]) wrap(err error) error {
+func (c *Chan[T]) named(err error) error {
 	switch err {
 	case ErrClosed:
 		if c.dead.Load() {
@@ -529,7 +429,7 @@ func (c *Chan[T]) wrap(err error) error {
 func (c *Chan[T]) CloseSend() (err error) {
 	c.smu.Lock()
 	defer c.smu.Unlock()
-	defer ring.Recover(&err, ring.Protect())
+	defer region.Recover(&err, region.Protect())
 	s, err := c.sender()
 	if err != nil {
 		return err
@@ -546,7 +446,7 @@ func (c *Chan[T]) Close() (err error) {
 	// Wake this handle's sleeping calls (they return ErrClosed), then wait
 	// for every call in progress to leave before unmapping.
 	func() {
-		defer ring.Recover(&err, ring.Protect())
+		defer region.Recover(&err, region.Protect())
 		c.ring.Shutdown()
 	}()
 	c.smu.Lock()
@@ -556,7 +456,7 @@ func (c *Chan[T]) Close() (err error) {
 	c.life.Lock()
 	defer c.life.Unlock()
 	func() {
-		defer ring.Recover(&err, ring.Protect())
+		defer region.Recover(&err, region.Protect())
 		if c.snd != nil {
 			c.snd.Detach()
 		}
@@ -564,19 +464,26 @@ func (c *Chan[T]) Close() (err error) {
 			c.rcv.Detach()
 		}
 	}()
-	closeBells(c.bells)
-	return errors.Join(err, c.obj.Close()) // closing the descriptor drops the role locks
+	return errors.Join(err, c.reg.Close()) // closing the descriptor drops the role locks
 }
 
 // Len returns the number of values queued now, like len(ch). In MPSC it
 // counts claimed slots whose values are still being written.
 func (c *Chan[T]) Len() int {
-	if c.enter() != nil {
+	if c.guardLife() != nil {
 		return 0
 	}
 	defer c.life.RUnlock()
 	var err error
-	defer ring.Recover(&err, ring.Protect())
+	defer region.Recover(&err, region.Protect())
+	if c.hdr.Mode == layout.ModeBroadcast {
+		// A broadcast receiver's own backlog; a handle that has not joined
+		// has none (it sees only what is sent after it joins).
+		if e := c.recvEntry.Load(); e != 0 {
+			return c.ring.Backlog(int(e))
+		}
+		return 0
+	}
 	return c.ring.Len()
 }
 
@@ -588,12 +495,12 @@ func (c *Chan[T]) Name() string { return c.name }
 
 // Stats returns the channel's counters (see ring.Stats).
 func (c *Chan[T]) Stats() Stats {
-	if c.enter() != nil {
+	if c.guardLife() != nil {
 		return Stats{}
 	}
 	defer c.life.RUnlock()
 	var err error
-	defer ring.Recover(&err, ring.Protect())
+	defer region.Recover(&err, region.Protect())
 	return c.ring.Stats()
 }
 

@@ -315,7 +315,7 @@ func TestDamagedParams(t *testing.T) {
 		{"MPSC with 5 producers, sizes unchanged", mpsc, []func([]byte){u32(layout.OffProducers, 5)}, ErrCorrupt},
 		{"MPSC with too many producers", mpsc, []func([]byte){u32(layout.OffProducers, layout.MaxProducers+1)}, ErrCorrupt},
 		{"MPSC with all-ones producers", mpsc, []func([]byte){u32(layout.OffProducers, ^uint32(0))}, ErrCorrupt},
-		{"SPSC turned MPSC with 4 producers", spsc, []func([]byte){u32(layout.OffMode, layout.ModeMPSC), u32(layout.OffProducers, 4)}, ErrCorrupt},
+		{"SPSC turned MPSC with 4 producers", spsc, []func([]byte){u32(layout.OffMode, uint32(layout.ModeMPSC)), u32(layout.OffProducers, 4)}, ErrCorrupt},
 		{"mode 2", spsc, []func([]byte){u32(layout.OffMode, 2)}, ErrCorrupt},
 		{"mode all ones", spsc, []func([]byte){u32(layout.OffMode, ^uint32(0))}, ErrCorrupt},
 		{"wait mode 3", spsc, []func([]byte){u32(layout.OffWait, 3)}, ErrCorrupt},

@@ -24,6 +24,17 @@
 // another handle) is ErrBusy; one whose holder died is taken over, and the
 // new holder goes on where the old one stopped.
 //
+// Fan-out: WithMultiConsumer makes a work queue, whose receivers (up to
+// WithConsumers, default 64, in any number of processes) compete for the
+// values as goroutines receiving from one chan do: each committed value is
+// returned by exactly one receive, and a value a dying receiver had claimed
+// but not returned goes to another. WithBroadcast makes a broadcast
+// channel: every receiver sees every value sent after it joined (its first
+// receive call); WaitForSlowest senders wait for the slowest live receiver,
+// DropOldest senders never do, and a receiver that fell a ring behind gets
+// a *LagError (ErrLagged) saying how many values it missed. Either works
+// with many senders (WithMultiProducer).
+//
 // What is copied: a pointer-free T (no string, slice, map, interface,
 // pointer, chan or func at any depth) travels as its raw bytes, one copy in
 // and one copy out, no reflection and no allocation. []byte and string

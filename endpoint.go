@@ -3,6 +3,7 @@ package shmchan
 import (
 	"context"
 
+	"github.com/shmchan/shmchan/internal/region"
 	"github.com/shmchan/shmchan/ring"
 )
 
@@ -34,7 +35,7 @@ func (c *Chan[T]) Sender() (_ *Sender[T], err error) {
 			c.smu.Unlock()
 		}
 	}()
-	defer ring.Recover(&err, ring.Protect())
+	defer region.Recover(&err, region.Protect())
 	s, err := c.sender()
 	if err != nil {
 		return nil, err
@@ -51,7 +52,7 @@ func (c *Chan[T]) Receiver() (_ *Receiver[T], err error) {
 			c.rmu.Unlock()
 		}
 	}()
-	defer ring.Recover(&err, ring.Protect())
+	defer region.Recover(&err, region.Protect())
 	r, err := c.receiver()
 	if err != nil {
 		return nil, err
@@ -76,10 +77,10 @@ func (x *Receiver[T]) Release() {
 	}
 }
 
-// ok reports whether the endpoint may touch the mapping: not released, and
+// endpointErr reports whether the endpoint may touch the mapping: not released, and
 // the handle not closed (Close waits for Release before it unmaps, so a
 // live endpoint's memory is always mapped).
-func (c *Chan[T]) usable(done bool) error {
+func (c *Chan[T]) endpointErr(done bool) error {
 	if done || c.dead.Load() {
 		return c.closedErr()
 	}
@@ -88,74 +89,74 @@ func (c *Chan[T]) usable(done bool) error {
 
 // Send is Chan.Send without the lock.
 func (x *Sender[T]) Send(ctx context.Context, v T) (err error) {
-	if err := x.c.usable(x.done); err != nil {
+	if err := x.c.endpointErr(x.done); err != nil {
 		return err
 	}
-	defer ring.Recover(&err, ring.Protect())
+	defer region.Recover(&err, region.Protect())
 	return x.c.sendOne(x.s, ctx, &v, true)
 }
 
 // TrySend is Chan.TrySend without the lock.
 func (x *Sender[T]) TrySend(v T) (err error) {
-	if err := x.c.usable(x.done); err != nil {
+	if err := x.c.endpointErr(x.done); err != nil {
 		return err
 	}
-	defer ring.Recover(&err, ring.Protect())
+	defer region.Recover(&err, region.Protect())
 	return x.c.sendOne(x.s, context.Background(), &v, false)
 }
 
 // SendBatch is Chan.SendBatch without the lock.
 func (x *Sender[T]) SendBatch(ctx context.Context, vs []T) (n int, err error) {
-	if err := x.c.usable(x.done); err != nil {
+	if err := x.c.endpointErr(x.done); err != nil {
 		return 0, err
 	}
-	defer ring.Recover(&err, ring.Protect())
+	defer region.Recover(&err, region.Protect())
 	return x.c.sendBatch(x.s, ctx, vs)
 }
 
 // SendFunc is Chan.SendFunc without the lock.
 func (x *Sender[T]) SendFunc(ctx context.Context, fill func(*T)) (err error) {
-	if err := x.c.usable(x.done); err != nil {
+	if err := x.c.endpointErr(x.done); err != nil {
 		return err
 	}
-	defer ring.Recover(&err, ring.Protect())
+	defer region.Recover(&err, region.Protect())
 	return x.c.sendFunc(x.s, ctx, fill)
 }
 
 // Recv is Chan.Recv without the lock.
 func (x *Receiver[T]) Recv(ctx context.Context) (v T, err error) {
-	if err := x.c.usable(x.done); err != nil {
+	if err := x.c.endpointErr(x.done); err != nil {
 		return v, err
 	}
-	defer ring.Recover(&err, ring.Protect())
+	defer region.Recover(&err, region.Protect())
 	err = x.c.recvOne(x.r, ctx, &v, true)
 	return v, err
 }
 
 // TryRecv is Chan.TryRecv without the lock.
 func (x *Receiver[T]) TryRecv() (v T, err error) {
-	if err := x.c.usable(x.done); err != nil {
+	if err := x.c.endpointErr(x.done); err != nil {
 		return v, err
 	}
-	defer ring.Recover(&err, ring.Protect())
+	defer region.Recover(&err, region.Protect())
 	err = x.c.recvOne(x.r, context.Background(), &v, false)
 	return v, err
 }
 
 // RecvBatch is Chan.RecvBatch without the lock.
 func (x *Receiver[T]) RecvBatch(ctx context.Context, vs []T) (n int, err error) {
-	if err := x.c.usable(x.done); err != nil {
+	if err := x.c.endpointErr(x.done); err != nil {
 		return 0, err
 	}
-	defer ring.Recover(&err, ring.Protect())
+	defer region.Recover(&err, region.Protect())
 	return x.c.recvBatch(x.r, ctx, vs)
 }
 
 // RecvFunc is Chan.RecvFunc without the lock.
 func (x *Receiver[T]) RecvFunc(ctx context.Context, read func(*T)) (err error) {
-	if err := x.c.usable(x.done); err != nil {
+	if err := x.c.endpointErr(x.done); err != nil {
 		return err
 	}
-	defer ring.Recover(&err, ring.Protect())
+	defer region.Recover(&err, region.Protect())
 	return x.c.recvFunc(x.r, ctx, read)
 }

@@ -45,7 +45,16 @@ var (
 	// ErrNotRaw: in-place access (SendFunc, RecvFunc) needs a raw,
 	// pointer-free T.
 	ErrNotRaw = errors.New("shmchan: in-place access needs a pointer-free type")
+	// ErrLagged: a broadcast receiver on a DropOldest channel fell more
+	// than Cap() behind and values were overwritten before it read them.
+	// The error is a *LagError, which says how many.
+	ErrLagged = ring.ErrLagged
 )
+
+// LagError is what a lagging DropOldest receiver gets, once per gap:
+// errors.Is(err, ErrLagged) holds and errors.As gives the count. The next
+// receive goes on with the oldest value still intact.
+type LagError = ring.LagError
 
 // errHandleClosed marks ErrClosed returned because this handle was closed,
 // as opposed to the channel being closed for sending.

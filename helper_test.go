@@ -168,6 +168,12 @@ func runHelper(mode string) int {
 			return fail(err)
 		}
 		return 0
+
+	// Fan-out helpers (work queue, broadcast): see fanout_proc_test.go.
+	case "fan-recv": // name wait how out stuck pause gofile
+		return fanRecv(args)
+	case "fan-send": // name wait id how count out stuck gofile
+		return fanSend(args)
 	}
 	if f, ok := extraHelpers[mode]; ok {
 		return f(args)
@@ -280,11 +286,12 @@ func (h *helper) wait() error {
 	}
 }
 
-// kill SIGKILLs the helper and reaps it.
+// kill SIGKILLs the helper and reaps it. (It does not look at
+// cmd.ProcessState first: the reader goroutine's cmd.Wait writes it, a
+// data race when the helper exited by itself. Signalling a process that
+// has been waited for is a no-op that returns os.ErrProcessDone.)
 func (h *helper) kill() {
-	if h.cmd.ProcessState == nil {
-		h.cmd.Process.Signal(syscall.SIGKILL)
-	}
+	h.cmd.Process.Signal(syscall.SIGKILL)
 	select {
 	case err := <-h.done:
 		h.done <- err

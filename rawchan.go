@@ -4,8 +4,8 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/shmchan/shmchan/internal/region"
 	"github.com/shmchan/shmchan/layout"
-	"github.com/shmchan/shmchan/ring"
 )
 
 // RawChan is an untyped handle on an existing channel: it moves each
@@ -136,7 +136,7 @@ func (r *RawChan) hold(ctx context.Context, msgs []RawMsg, block bool) (n int, e
 	c := r.c
 	c.rmu.Lock()
 	defer c.rmu.Unlock()
-	defer ring.Recover(&err, ring.Protect())
+	defer region.Recover(&err, region.Protect())
 	rv, err := c.receiver()
 	if err != nil {
 		return 0, err
@@ -178,7 +178,7 @@ func (r *RawChan) hold(ctx context.Context, msgs []RawMsg, block bool) (n int, e
 			// wedge on it (as Recv does), and report it.
 			rv.ReleaseN(1)
 		}
-		return 0, c.wrap(err)
+		return 0, c.named(err)
 	}
 	return len(r.held), nil
 }
@@ -190,7 +190,7 @@ func (r *RawChan) Release(n int) (err error) {
 	c := r.c
 	c.rmu.Lock()
 	defer c.rmu.Unlock()
-	defer ring.Recover(&err, ring.Protect())
+	defer region.Recover(&err, region.Protect())
 	if n == 0 {
 		return nil
 	}

@@ -2,13 +2,6 @@ package shmchan
 
 import "unsafe"
 
-// wordAt returns the 32-bit word at a layout offset inside a mapping. The
-// offsets are layout constants, 4-byte aligned inside a page-aligned map.
-func wordAt(mem []byte, off int) *uint32 {
-	_ = mem[off : off+4]
-	return (*uint32)(unsafe.Pointer(&mem[off]))
-}
-
 // putRaw stores *v as its bytes at the start of dst, and getRaw loads them
 // back: a typed copy the compiler inlines, instead of a call through the
 // raw codec. Callers use them only for raw codecs (T pointer-free, no bool

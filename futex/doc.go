@@ -137,4 +137,10 @@
 // available; [Barrier] refuses to run before a successful registration.
 // Expect a Barrier to cost microseconds (it interrupts other CPUs), against
 // a few nanoseconds for a fence: it belongs on the slow path only.
+//
+// # Checking a machine
+//
+// [Probe] runs each futex operation once on a word of a shared mapping, and
+// [RegisterBarrier] reports whether membarrier works: a seccomp profile can
+// forbid either. shmchan doctor uses them.
 package futex

@@ -124,7 +124,7 @@ func FuzzValidateSealed(f *testing.F) {
 	f.Add(good, int64(len(good)))
 	f.Add(good[:HeaderSize], int64(len(good)))
 	mpsc := bytes.Clone(good)
-	binary.LittleEndian.PutUint32(mpsc[OffMode:], ModeMPSC)
+	binary.LittleEndian.PutUint32(mpsc[OffMode:], uint32(ModeMPSC))
 	f.Add(mpsc, int64(len(mpsc)))
 	f.Fuzz(func(t *testing.T, data []byte, fileSize int64) {
 		if len(data) < HeaderSize {
@@ -169,7 +169,7 @@ func FuzzEncodeValidate(f *testing.F) {
 	f.Fuzz(func(t *testing.T, mode, wait uint32, capacity uint64, maxMsg, producers, flags uint32,
 		fingerprint uint64, pid, uid uint32, created int64, codecName, typeName string) {
 		h := Header{
-			Mode: mode, Wait: wait, Capacity: capacity, MaxMsg: maxMsg, Producers: producers, Flags: flags,
+			Mode: Mode(mode), Wait: Wait(wait), Capacity: capacity, MaxMsg: maxMsg, Producers: producers, Flags: Flags(flags),
 			Fingerprint: fingerprint, CreatorPID: pid, CreatorUID: uid, Created: created,
 			CodecName: codecName, TypeName: typeName,
 		}

@@ -48,7 +48,9 @@ var headerFields = []field{
 	{"OffCreatorUID", OffCreatorUID, 68, 4, 4},
 	{"OffCreated", OffCreated, 72, 8, 8},
 	{"OffCodecName", OffCodecName, 80, 32, 1},
-	{"OffTypeName", OffTypeName, 112, 136, 1},
+	{"OffConsumers", OffConsumers, 112, 4, 4},
+	{"OffOverflow", OffOverflow, 116, 4, 4},
+	{"OffTypeName", OffTypeName, 120, 128, 1},
 	{"OffChecksum", OffChecksum, 248, 8, 8},
 }
 
@@ -56,7 +58,7 @@ var headerFields = []field{
 var mutableLines = [][]field{
 	{{"OffReady", OffReady, 256, 4, 4}},
 	{{"OffTail", OffTail, 320, 8, 8}, {"OffSenderWakes", OffSenderWakes, 328, 8, 8}},
-	{{"OffHead", OffHead, 384, 8, 8}, {"OffAbandoned", OffAbandoned, 392, 8, 8}, {"OffReceiverWakes", OffReceiverWakes, 400, 8, 8}},
+	{{"OffHead", OffHead, 384, 8, 8}, {"OffAbandoned", OffAbandoned, 392, 8, 8}, {"OffReceiverWakes", OffReceiverWakes, 400, 8, 8}, {"OffClaimHead", OffClaimHead, 408, 8, 8}, {"OffLagged", OffLagged, 416, 8, 8}},
 	{{"OffRecvSeq", OffRecvSeq, 448, 4, 4}, {"OffRecvWaiting", OffRecvWaiting, 452, 4, 4}, {"OffRecvSleeps", OffRecvSleeps, 456, 8, 8}},
 	{{"OffSendSeq", OffSendSeq, 512, 4, 4}, {"OffSendWaiters", OffSendWaiters, 516, 4, 4}, {"OffSendSleeps", OffSendSleeps, 520, 8, 8}},
 }
@@ -127,8 +129,8 @@ func TestHeaderOffsets(t *testing.T) {
 	if len(Magic) != 8 {
 		t.Errorf("len(Magic) = %d, want 8", len(Magic))
 	}
-	if CodecNameLen != 32 || TypeNameLen != 136 {
-		t.Errorf("CodecNameLen, TypeNameLen = %d, %d, want 32, 136", CodecNameLen, TypeNameLen)
+	if CodecNameLen != 32 || TypeNameLen != 128 {
+		t.Errorf("CodecNameLen, TypeNameLen = %d, %d, want 32, 128", CodecNameLen, TypeNameLen)
 	}
 }
 
@@ -214,7 +216,7 @@ func TestRoleAndSlotOffsets(t *testing.T) {
 		}
 	}
 	for p := uint32(1); p <= MaxProducers; p++ {
-		d := DataOffsetFor(p)
+		d := DataOffsetFor(p, 0)
 		lastRoleEnd := RoleOffset(int(p)) + LineSize // entries 0..p
 		if d%LineSize != 0 || int(d) < lastRoleEnd || int(d) >= lastRoleEnd+LineSize {
 			t.Fatalf("DataOffsetFor(%d) = %d, want the first line boundary at or after %d", p, d, lastRoleEnd)
@@ -416,15 +418,15 @@ func TestValidateCopiesHeader(t *testing.T) {
 func TestGolden(t *testing.T) {
 	const (
 		golden = "" +
-			"53484d4348414e00010000004003000001000000000000000800000000000000" +
+			"53484d4348414e00020000004003000001000000000000000800000000000000" +
 			"70000000640000000300000001000000efcdab8967452301c006000000000000" +
 			"92100000e8030000158d6ab9fb7b7b1872617700000000000000000000000000" +
-			"000000000000000000000000000000006d61696e2e4f72646572000000000000" +
+			"0000000000000000000000000000000000000000000000006d61696e2e4f7264" +
+			"6572000000000000000000000000000000000000000000000000000000000000" +
 			"0000000000000000000000000000000000000000000000000000000000000000" +
 			"0000000000000000000000000000000000000000000000000000000000000000" +
-			"0000000000000000000000000000000000000000000000000000000000000000" +
-			"00000000000000000000000000000000000000000000000089ef4c1dfd3dab2c"
-		sum = uint64(0x2cab3dfd1d4cef89)
+			"000000000000000000000000000000000000000000000000978f58945acf3724"
+		sum = uint64(0x2437cf5a94588f97)
 	)
 	h, b := encode(t, testHeader())
 	if h.DataOffset != 832 || h.SlotSize != 112 || h.TotalSize != 832+8*112 {
@@ -461,7 +463,7 @@ func TestValidateErrors(t *testing.T) {
 		wantErr(t, err, ErrCorrupt, "bad magic")
 	})
 	t.Run("version", func(t *testing.T) {
-		for _, v := range []uint32{0, 2, 1 << 16, ^uint32(0)} {
+		for _, v := range []uint32{0, 1, 3, 1 << 16, ^uint32(0)} {
 			b := fresh()
 			binary.LittleEndian.PutUint32(b[OffVersion:], v)
 			reseal(b)
@@ -489,7 +491,7 @@ func TestValidateErrors(t *testing.T) {
 		return func(b []byte) { binary.LittleEndian.PutUint64(b[off:], v) }
 	}
 	spsc := func(b []byte) { // testHeader with one sender entry and mode SPSC
-		binary.LittleEndian.PutUint32(b[OffMode:], ModeSPSC)
+		binary.LittleEndian.PutUint32(b[OffMode:], uint32(ModeSPSC))
 	}
 	params := []struct {
 		name  string
@@ -497,7 +499,7 @@ func TestValidateErrors(t *testing.T) {
 		check string
 	}{
 		{"mode 7", []func([]byte){put32(OffMode, 7)}, "mode 7"},
-		{"mode 2", []func([]byte){put32(OffMode, 2)}, "mode 2"},
+		{"mode 4", []func([]byte){put32(OffMode, 4)}, "mode 4"},
 		{"wait 9", []func([]byte){put32(OffWait, 9)}, "wait mode 9"},
 		{"wait 3", []func([]byte){put32(OffWait, 3)}, "wait mode 3"},
 		{"capacity 0", []func([]byte){put64(OffCapacity, 0)}, "capacity 0 is not"},
@@ -513,8 +515,14 @@ func TestValidateErrors(t *testing.T) {
 		{"MPSC producers 0", []func([]byte){put32(OffProducers, 0)}, "0 sender entries not in"},
 		{"MPSC producers > max", []func([]byte){put32(OffProducers, MaxProducers+1)}, "4097 sender entries not in"},
 		{"MPSC producers huge", []func([]byte){put32(OffProducers, ^uint32(0))}, "sender entries not in"},
-		{"flags 2", []func([]byte){put32(OffFlags, 2)}, "unknown flags 0x2"},
-		{"flags high", []func([]byte){put32(OffFlags, FlagRaw|1<<31)}, "unknown flags 0x80000001"},
+		{"flags 4", []func([]byte){put32(OffFlags, 4)}, "unknown flags 0x4"},
+		{"multi flag in MPSC", []func([]byte){put32(OffFlags, uint32(FlagMulti))}, "multi-producer flag in a mpsc region"},
+		{"consumers in MPSC", []func([]byte){put32(OffConsumers, 1)}, "mpsc region with 1 consumer entries"},
+		{"overflow in MPSC", []func([]byte){put32(OffOverflow, 1)}, "overflow policy 1 in a mpsc region"},
+		{"work queue without consumers", []func([]byte){put32(OffMode, uint32(ModeWorkQueue))}, "0 consumer entries not in"},
+		{"broadcast consumers > max", []func([]byte){put32(OffMode, uint32(ModeBroadcast)), put32(OffConsumers, MaxConsumers+1)}, "4097 consumer entries not in"},
+		{"broadcast overflow 2", []func([]byte){put32(OffMode, uint32(ModeBroadcast)), put32(OffConsumers, 2), put32(OffOverflow, 2)}, "overflow policy 2"},
+		{"flags high", []func([]byte){put32(OffFlags, uint32(FlagRaw)|1<<31)}, "unknown flags 0x80000001"},
 		{"slot size +8", []func([]byte){put32(OffSlotSize, uint32(h0.SlotSize+8))}, "slot size"},
 		{"slot size 0", []func([]byte){put32(OffSlotSize, 0)}, "slot size"},
 		{"data offset +64", []func([]byte){put32(OffDataOffset, h0.DataOffset+64)}, "data offset"},
@@ -702,12 +710,12 @@ func TestGeometryProperty(t *testing.T) {
 	valid := 0
 	for range 200000 {
 		h := Header{
-			Mode:      u32(2),
-			Wait:      u32(3),
+			Mode:      Mode(u32(2)),
+			Wait:      Wait(u32(3)),
 			Capacity:  u64(),
 			MaxMsg:    u32(MaxMsg),
 			Producers: u32(MaxProducers),
-			Flags:     u32(2),
+			Flags:     Flags(u32(2)),
 		}
 		if rng.IntN(3) == 0 {
 			h.MaxMsg = rng.Uint32N(1 << 12)
@@ -830,7 +838,7 @@ func TestFormatC(t *testing.T) {
 		"OffMaxMsg": "max_msg", "OffProducers": "producers", "OffFlags": "flags",
 		"OffFingerprint": "fingerprint", "OffTotalSize": "total_size", "OffCreatorPID": "creator_pid",
 		"OffCreatorUID": "creator_uid", "OffCreated": "created_ns", "OffCodecName": "codec_name",
-		"OffTypeName": "type_name", "OffChecksum": "checksum",
+		"OffConsumers": "consumers", "OffOverflow": "overflow", "OffTypeName": "type_name", "OffChecksum": "checksum",
 	}
 	for _, f := range headerFields {
 		check(fmt.Sprintf("offsetof(struct shmchan_header, %s)", hdr[f.name]), f.got)
@@ -839,7 +847,7 @@ func TestFormatC(t *testing.T) {
 	check("sizeof(struct shmchan_header)", HeaderSize)
 	mut := map[string]string{
 		"OffReady": "ready", "OffTail": "tail", "OffSenderWakes": "sender_wakes",
-		"OffHead": "head", "OffAbandoned": "abandoned", "OffReceiverWakes": "receiver_wakes",
+		"OffHead": "head", "OffAbandoned": "abandoned", "OffReceiverWakes": "receiver_wakes", "OffClaimHead": "claim_head", "OffLagged": "lagged",
 		"OffRecvSeq": "recv_seq", "OffRecvWaiting": "recv_waiting", "OffRecvSleeps": "recv_sleeps",
 		"OffSendSeq": "send_seq", "OffSendWaiters": "send_waiters", "OffSendSleeps": "send_sleeps",
 	}
@@ -865,9 +873,9 @@ func TestFormatC(t *testing.T) {
 	check("offsetof(struct shmchan_slot, payload)", SlotHeaderSize)
 	check("SHMCHAN_VERSION", Version)
 	check("SHMCHAN_READY", ReadyValue)
-	check("SHMCHAN_MODE_MPSC", ModeMPSC)
-	check("SHMCHAN_WAIT_SPIN", WaitSpin)
-	check("SHMCHAN_FLAG_RAW", FlagRaw)
+	check("SHMCHAN_MODE_MPSC", int(ModeMPSC))
+	check("SHMCHAN_WAIT_SPIN", int(WaitSpin))
+	check("SHMCHAN_FLAG_RAW", int(FlagRaw))
 	check("SHMCHAN_MAX_PRODUCERS", MaxProducers)
 	fmt.Fprintf(&src, "_Static_assert(SHMCHAN_CLOSED == %#xull, \"closed\");\n", ClosedBit)
 	fmt.Fprintf(&src, "_Static_assert(SHMCHAN_SLOT_SKIP == %#xu, \"skip\");\n", SlotSkip)

@@ -45,7 +45,8 @@
 // RLIMIT_MSGQUEUE (819200 bytes by default, with no exemption for root):
 // MaxMsg × MsgSize plus about 100 bytes of kernel bookkeeping per message.
 // Creation errors caused by these limits match ErrLimit and name the limit
-// and its value.
+// and its value. [UserLimit] reads RLIMIT_MSGQUEUE, and [Queue.Owner] tells
+// who owns a queue, for tools that check a machine.
 //
 // Queue names live in the IPC namespace's mqueue filesystem, which may be
 // mounted (usually on /dev/mqueue) to list or remove queues with ls and rm,

@@ -321,6 +321,9 @@ func runHelperMode(mode string) error {
 		}
 		q, err := mq.Open(name, flag, 0o600, attr)
 		fmt.Printf("uid=%d\n", os.Geteuid())
+		if lim, lerr := mq.UserLimit(); lerr == nil {
+			fmt.Printf("userlimit=%d\n", lim)
+		}
 		if err == nil {
 			fmt.Println("ok=true")
 			return q.Close()

@@ -438,9 +438,40 @@ func TestRlimitMsgqueue(t *testing.T) {
 		"SHMCHAN_MQ_RLIMIT": "1",
 	}}.run(t)
 	if kv["limit"] != "true" || !strings.Contains(kv["err"], "RLIMIT_MSGQUEUE (1 bytes") ||
-		!strings.Contains(kv["err"], "MaxMsg 2 × MsgSize 16") {
+		!strings.Contains(kv["err"], "MaxMsg 2 × MsgSize 16") || kv["userlimit"] != "1" {
 		t.Errorf("helper: %v", kv)
 	}
+}
+
+// TestUserLimit: UserLimit agrees with what /proc/self/limits says of
+// this process.
+func TestUserLimit(t *testing.T) {
+	got, err := mq.UserLimit()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile("/proc/self/limits")
+	if err != nil {
+		t.Skipf("no /proc/self/limits: %v", err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		rest, ok := strings.CutPrefix(line, "Max msgqueue size")
+		if !ok {
+			continue
+		}
+		soft := strings.Fields(rest)[0]
+		want := mq.Unlimited
+		if soft != "unlimited" {
+			if want, err = strconv.ParseUint(soft, 10, 64); err != nil {
+				t.Fatalf("%q: %v", line, err)
+			}
+		}
+		if got != want {
+			t.Errorf("UserLimit = %d, /proc/self/limits says %s", got, soft)
+		}
+		return
+	}
+	t.Fatalf("no msgqueue line in /proc/self/limits:\n%s", b)
 }
 
 // TestPermission needs a process that the permission bits bind. Root

@@ -5,7 +5,7 @@ package mq
 // This file is the only one in the package that uses unsafe. It holds the
 // kernel ABI structures and the raw system calls. Every function here returns
 // a bare unix.Errno (0 on success) rather than an error, so that the hot path
-// never converts an errno to an interface value; mq.go turns them into errors.
+// never converts an errno to an interface value; the other files turn them into errors.
 //
 // Buffers are passed to the kernel as uintptr(unsafe.Pointer(...)) conversions
 // written directly in the argument list of unix.Syscall6. That function is

@@ -1,6 +1,9 @@
-// Package ring implements shmchan's two lock-free ring protocols, SPSC and
-// MPSC, over the bytes of a region laid out by package layout, and the way
-// each side waits (spin, then futex or message-queue sleep).
+// Package ring implements shmchan's lock-free ring protocols over the bytes
+// of a region laid out by package layout: SPSC (spsc.go), MPSC (mpsc.go),
+// the work queue (mpmc.go) and broadcast (broadcast.go), each a producer
+// and a consumer half behind two small interfaces chosen when a role is
+// taken; and the way each side waits (wait.go: spin, then futex or
+// message-queue sleep).
 //
 // It works on any []byte: the tests run it on plain Go memory first, and
 // the root package on a shared mapping.
@@ -32,7 +35,7 @@
 // the index with an acquire load (sync/atomic) before it reads the payload.
 // Releasing a slot is the mirror image: the receiver's reads come before its
 // release store of head, and a sender reads head before writing the slot.
-// On amd64 the release store is a plain MOV (see store_amd64.go for why
+// On amd64 the release store is a plain MOV (see publish_amd64.go for why
 // that is enough, and how the wake-up protocol gets the StoreLoad ordering
 // it needs from membarrier(2) instead of a fence per message).
 //
@@ -45,7 +48,7 @@
 // is non-zero, so a busy channel makes no system call at all. Only a
 // sleeper changes its own waiting word, so no waker can cancel a later
 // wake-up. Spurious wake-ups are allowed everywhere; every wake is followed
-// by a re-check. See (*Ring).block for the proof. A single sleeper (the
+// by a re-check. See wait.go for the proof. A single sleeper (the
 // receiver, or the SPSC sender) records the futex value it sleeps on, and
 // only the waker whose CAS moves that value makes the system call. On amd64
 // the first sleep of a call skips the membarrier that orders a sleeper's

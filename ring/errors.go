@@ -19,3 +19,23 @@ var (
 	// ErrCorrupt is layout.ErrCorrupt: a peer wrote an impossible value.
 	ErrCorrupt = layout.ErrCorrupt
 )
+
+// ErrLagged: a broadcast receiver on a DropOldest channel fell more than a
+// ring behind, and values were overwritten before it read them.
+var ErrLagged = errors.New("shmchan: receiver lagged behind: values were overwritten before it read them")
+
+// LagError is the error a DropOldest receiver gets once per gap: Missed
+// values were overwritten before it read them. It matches ErrLagged.
+type LagError struct{ Missed uint64 }
+
+func (e *LagError) Error() string {
+	return fmt.Sprintf("shmchan: receiver lagged behind: %d values were overwritten before it read them", e.Missed)
+}
+
+// Is makes errors.Is(err, ErrLagged) true.
+func (e *LagError) Is(target error) bool { return target == ErrLagged }
+
+// corruptf returns an ErrCorrupt with a message.
+func corruptf(format string, args ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{ErrCorrupt}, args...)...)
+}

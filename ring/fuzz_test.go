@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime/debug"
+	"sync"
 	"testing"
 	"time"
 
@@ -25,7 +26,7 @@ var errFuzzAlive = errors.New("fuzz: liveness check failed")
 
 // fuzzGeometry decodes the parameter byte: the capacity, the largest
 // payload, the number of sender entries (MPSC) and how Alive behaves.
-func fuzzGeometry(mode uint32, params uint8) (capacity uint64, maxMsg, producers uint32, alive uint8) {
+func fuzzGeometry(mode layout.Mode, params uint8) (capacity uint64, maxMsg, producers uint32, alive uint8) {
 	capacity = 1 << (params & 3)
 	maxMsg = [4]uint32{1, 8, 16, 40}[params>>2&3]
 	producers = 1
@@ -80,7 +81,7 @@ const (
 )
 
 // fuzzRing is the body shared by both targets.
-func fuzzRing(t *testing.T, mode uint32, params uint8, image, ops []byte) {
+func fuzzRing(t *testing.T, mode layout.Mode, params uint8, image, ops []byte) {
 	capacity, maxMsg, producers, aliveKind := fuzzGeometry(mode, params)
 	mem, h := region(t, mode, layout.WaitFutex, capacity, maxMsg, producers)
 	copy(mem[layout.OffReady:], image)
@@ -383,7 +384,7 @@ func fuzzRing(t *testing.T, mode uint32, params uint8, image, ops []byte) {
 
 // fuzzSeeds adds inputs that start from states worth mutating: an empty
 // region, one a normal run left behind, and classic lies.
-func fuzzSeeds(f *testing.F, mode uint32) {
+func fuzzSeeds(f *testing.F, mode layout.Mode) {
 	tail := layout.OffTail - layout.OffReady
 	head := layout.OffHead - layout.OffReady
 	basic := []byte{opReserve, 8, opReserve, 3, opPeek, opPeekN, 4, opReserveN, 5, 2, opPeekBlock, opLenStats,
@@ -436,5 +437,522 @@ func FuzzRingMPSC(f *testing.F) {
 	fuzzSeeds(f, layout.ModeMPSC)
 	f.Fuzz(func(t *testing.T, params uint8, image, ops []byte) {
 		fuzzRing(t, layout.ModeMPSC, params, image, ops)
+	})
+}
+
+// Fan-out targets: a work queue or broadcast region whose mutable part
+// (indices, claim head, lag counter, wait words, sender and consumer
+// entries, slots) the fuzzer supplies, and operations by several
+// receivers and senders, some of which scribble on the region between
+// calls, kill a holder (its Receiver is dropped, a successor takes the
+// entry over) or change who is alive, so that claims, rescues, resumed
+// claims, cursors, gates and lags are all driven by hostile state. Every
+// call must return a legal result or one of the ring's errors, never
+// panic, hang or read out of bounds.
+
+// errFuzzRescue is what a failing Config.Rescue returns.
+var errFuzzRescue = errors.New("fuzz: rescue lock failed")
+
+// fanGeometry decodes the fan-out targets' parameters: capacity, largest
+// payload, sender and consumer entries, and the kinds of Alive and Rescue.
+func fanGeometry(params uint16) (capacity uint64, maxMsg, producers, consumers uint32, alive, rescue uint8) {
+	capacity = 1 << (params & 3)
+	maxMsg = [4]uint32{1, 8, 16, 40}[params>>2&3]
+	producers = 1 + uint32(params>>4&1)
+	consumers = 1 + uint32(params>>5&3)
+	return capacity, maxMsg, producers, consumers, uint8(params >> 7 & 3), uint8(params >> 9 & 3)
+}
+
+// Operations of the fan-out targets; each takes its arguments from the
+// bytes that follow it. k picks a consumer.
+const (
+	fopPeek       = iota // [k] TryPeek, then Release
+	fopPeekHold          // [k] TryPeek without Release (a later peek of k releases it)
+	fopPeekN             // [k, max] TryPeekN, Item each, ReleaseN
+	fopPeekBlock         // [k, ctx] Peek with a cancelled or an almost expired context
+	fopPeekNBlock        // [k, max, ctx] PeekN, Item each, ReleaseN
+	fopReserve           // [len] TryReserve, fill, Commit
+	fopReserveN          // [max, keep] TryReserveN, fill, SetLen, CommitN(keep)
+	fopAbort             // TryReserve, Abort
+	fopReserveBlk        // [ctx] Reserve, then Abort
+	fopClose             // Sender.Close
+	fopPoke32            // [off lo, off hi, 4 bytes] a peer writes a word anywhere past the header
+	fopPoke64            // [which, 8 bytes] a peer writes tail, head, claim head or the lag counter
+	fopPokeSlot          // [pos, field, 4 bytes] a peer writes a slot's seq or len
+	fopPokeEntry         // [entry, field, 8 bytes] a peer writes a word of a role entry
+	fopSender            // [entry] take (over) a sender entry; top bit: its holder detaches first
+	fopConsumer          // [k] consumer k's holder dies (or detaches: top bit) and a successor takes its entry
+	fopDead              // [entry] flip whether the holder of an entry is alive (Alive of kind 1)
+	fopLenStats          // Len, Backlog, Stats
+	fopCount
+)
+
+// fanFuzzRegion builds the region of a fan-out target's parameters on Go
+// memory.
+func fanFuzzRegion(t testing.TB, mode layout.Mode, overflow layout.Overflow, params uint16) ([]byte, layout.Header) {
+	capacity, maxMsg, producers, consumers, _, _ := fanGeometry(params)
+	h := layout.Header{Mode: mode, Wait: layout.WaitFutex, Capacity: capacity, MaxMsg: maxMsg, Producers: producers,
+		Consumers: consumers, Overflow: overflow, Flags: layout.FlagRaw}
+	if producers > 1 {
+		h.Flags |= layout.FlagMulti
+	}
+	if err := h.Geometry(); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]uint64, (h.TotalSize+7)/8)
+	mem := unsafeBytes(buf)[:h.TotalSize]
+	h.Encode(mem)
+	binary.LittleEndian.PutUint32(mem[layout.OffReady:], layout.ReadyValue)
+	h, err := layout.Validate(mem, int64(len(mem)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return mem, h
+}
+
+func fuzzFan(t *testing.T, mode layout.Mode, overflow layout.Overflow, params uint16, image, ops []byte) {
+	capacity, maxMsg, producers, consumers, aliveKind, rescueKind := fanGeometry(params)
+	mem, h := fanFuzzRegion(t, mode, overflow, params)
+	copy(mem[layout.OffReady:], image)
+
+	var dead [64]bool // Alive of kind 1: entries flipped dead by fopDead
+	var alive func(int) (bool, error)
+	switch aliveKind {
+	case 1:
+		alive = func(i int) (bool, error) { return i < 0 || i >= len(dead) || !dead[i], nil }
+	default:
+		alive = fuzzAlive(aliveKind)
+	}
+	var rescueMu sync.Mutex
+	var rescue func() (func(), bool, error)
+	switch rescueKind {
+	case 1:
+		rescue = func() (func(), bool, error) {
+			if !rescueMu.TryLock() {
+				return nil, false, nil
+			}
+			return rescueMu.Unlock, true, nil
+		}
+	case 2:
+		rescue = func() (func(), bool, error) { return nil, false, nil }
+	case 3:
+		rescue = func() (func(), bool, error) { return nil, false, errFuzzRescue }
+	}
+	r, err := New(mem, h, Config{Spin: -1, StuckCheck: time.Nanosecond, Alive: alive, Rescue: rescue})
+	if err != nil {
+		t.Fatalf("New on a valid header: %v", err)
+	}
+	hang := time.AfterFunc(20*time.Second, func() {
+		debug.SetTraceback("all")
+		panic(fmt.Sprintf("fuzz input hung (params %#x, %d image bytes, ops %x)", params, len(image), ops))
+	})
+	defer hang.Stop()
+
+	check := func(what string, err error, allowed ...error) {
+		t.Helper()
+		if err == nil {
+			return
+		}
+		for _, a := range append(allowed, ErrCorrupt) {
+			if errors.Is(err, a) {
+				return
+			}
+		}
+		t.Fatalf("%s: unexpected error %v", what, err)
+	}
+	recvErrs := []error{ErrEmpty, ErrClosed, ErrLagged, errFuzzAlive, errFuzzRescue}
+	var lag *LagError
+	lagged := func(err error) {
+		if errors.As(err, &lag) && (lag.Missed == 0 || mode != layout.ModeBroadcast || overflow != layout.OverflowDrop) {
+			t.Fatalf("LagError %v in a %v region (overflow %v)", err, mode, overflow)
+		}
+	}
+	cancelled, cancel := context.WithCancel(context.Background())
+	cancel()
+	blockCtx := func(b byte) (context.Context, context.CancelFunc) {
+		if b&1 == 0 {
+			return cancelled, func() {}
+		}
+		return context.WithTimeout(context.Background(), 50*time.Microsecond)
+	}
+	ctxErrs := []error{context.Canceled, context.DeadlineExceeded}
+	payload := func(what string, b []byte) {
+		if uint64(len(b)) > uint64(maxMsg) {
+			t.Fatalf("%s returned %d bytes, the maximum is %d", what, len(b), maxMsg)
+		}
+	}
+	peekItems := func(what string, k, max int, c *Receiver) {
+		if k < 1 || k > max || uint64(k) > capacity {
+			t.Fatalf("%s(%d) = %d with %d slots", what, max, k, capacity)
+		}
+		release := k
+		for j := 0; j < k; j++ {
+			b, err := c.Item(j)
+			check("Item", err)
+			if err != nil {
+				release = j + 1
+				break
+			}
+			payload("Item", b)
+		}
+		c.ReleaseN(release)
+	}
+	reserved := func(what string, k, max, keep int, s *Sender) {
+		if k < 1 || k > max || uint64(k) > capacity {
+			t.Fatalf("%s(%d) = %d with %d slots", what, max, k, capacity)
+		}
+		keep %= k + 1
+		for j := 0; j < k; j++ {
+			n := (j + keep) % (int(maxMsg) + 1)
+			b := s.Slot(j)
+			if uint64(len(b)) != uint64(maxMsg) {
+				t.Fatalf("Slot(%d) has %d bytes, the maximum is %d", j, len(b), maxMsg)
+			}
+			for i := range b[:n] {
+				b[i] = byte(i + j)
+			}
+			s.SetLen(j, n)
+		}
+		s.CommitN(keep)
+	}
+
+	recvs := make([]*Receiver, consumers)
+	held := make([]bool, consumers) // a TryPeek of fopPeekHold awaits its Release
+	join := func(k int) {
+		c, err := r.NewConsumer(h.ConsumerEntry(k), Identity{PID: uint32(200 + k)})
+		check("NewConsumer", err)
+		recvs[k], held[k] = c, false
+	}
+	for k := range recvs {
+		join(k)
+	}
+	senders := make([]*Sender, producers+1)
+	sender := 0
+	take := func(i int) {
+		s, err := r.NewSender(i, Identity{PID: uint32(100 + i)})
+		check("NewSender", err)
+		senders[i] = s
+		if s != nil {
+			sender = i
+		}
+	}
+	take(1)
+
+	arg := func(i *int) byte {
+		*i++
+		if *i < len(ops) {
+			return ops[*i]
+		}
+		return 0
+	}
+	// pick returns consumer k's Receiver, releasing a held peek first,
+	// or nil if it has none.
+	pick := func(b byte) (int, *Receiver) {
+		k := int(b) % int(consumers)
+		c := recvs[k]
+		if c != nil && held[k] {
+			c.Release()
+			held[k] = false
+			return k, nil
+		}
+		return k, c
+	}
+	const maxOps = 200
+	for i, n := 0, 0; i < len(ops) && n < maxOps; i, n = i+1, n+1 {
+		s := senders[sender]
+		switch op := ops[i] % fopCount; op {
+		case fopPeek, fopPeekHold:
+			k, c := pick(arg(&i))
+			if c == nil {
+				break
+			}
+			b, err := c.TryPeek()
+			check("TryPeek", err, recvErrs...)
+			lagged(err)
+			if err == nil {
+				payload("TryPeek", b)
+				if op == fopPeekHold {
+					held[k] = true
+				} else {
+					c.Release()
+				}
+			}
+		case fopPeekN:
+			_, c := pick(arg(&i))
+			max := int(arg(&i)%9) + 1
+			if c == nil {
+				break
+			}
+			got, err := c.TryPeekN(max)
+			check("TryPeekN", err, recvErrs...)
+			lagged(err)
+			if err == nil {
+				peekItems("TryPeekN", got, max, c)
+			}
+		case fopPeekBlock:
+			_, c := pick(arg(&i))
+			ctx, stop := blockCtx(arg(&i))
+			if c != nil {
+				b, err := c.Peek(ctx)
+				check("Peek", err, append(recvErrs, ctxErrs...)...)
+				lagged(err)
+				if err == nil {
+					payload("Peek", b)
+					c.Release()
+				}
+			}
+			stop()
+		case fopPeekNBlock:
+			_, c := pick(arg(&i))
+			max := int(arg(&i)%9) + 1
+			ctx, stop := blockCtx(arg(&i))
+			if c != nil {
+				got, err := c.PeekN(ctx, max)
+				check("PeekN", err, append(recvErrs, ctxErrs...)...)
+				lagged(err)
+				if err == nil {
+					peekItems("PeekN", got, max, c)
+				}
+			}
+			stop()
+		case fopReserve:
+			n := int(arg(&i)) % (int(maxMsg) + 1)
+			if s == nil {
+				break
+			}
+			b, err := s.TryReserve()
+			check("TryReserve", err, ErrFull, ErrClosed, errFuzzAlive)
+			if err == nil {
+				if uint64(len(b)) != uint64(maxMsg) {
+					t.Fatalf("TryReserve gave %d bytes, the maximum is %d", len(b), maxMsg)
+				}
+				for j := range b[:n] {
+					b[j] = byte(n + j)
+				}
+				s.Commit(n)
+			}
+		case fopReserveN:
+			max, keep := int(arg(&i)%9)+1, int(arg(&i))
+			if s == nil {
+				break
+			}
+			k, err := s.TryReserveN(max)
+			check("TryReserveN", err, ErrFull, ErrClosed, errFuzzAlive)
+			if err == nil {
+				reserved("TryReserveN", k, max, keep, s)
+			}
+		case fopAbort:
+			if s == nil {
+				break
+			}
+			_, err := s.TryReserve()
+			check("TryReserve", err, ErrFull, ErrClosed, errFuzzAlive)
+			if err == nil {
+				s.Abort()
+			}
+		case fopReserveBlk:
+			ctx, stop := blockCtx(arg(&i))
+			if s != nil {
+				_, err := s.Reserve(ctx)
+				check("Reserve", err, append(ctxErrs, ErrClosed, errFuzzAlive)...)
+				if err == nil {
+					s.Abort()
+				}
+			}
+			stop()
+		case fopClose:
+			if s != nil {
+				check("Close", s.Close())
+			}
+		case fopPoke32:
+			off := int(arg(&i)) | int(arg(&i))<<8
+			v := uint32(arg(&i)) | uint32(arg(&i))<<8 | uint32(arg(&i))<<16 | uint32(arg(&i))<<24
+			span := len(mem) - layout.OffReady
+			off = layout.OffReady + (off%span)&^3
+			if off+4 <= len(mem) {
+				binary.LittleEndian.PutUint32(mem[off:], v)
+			}
+		case fopPoke64:
+			which := arg(&i)
+			var v uint64
+			for j := 0; j < 8; j++ {
+				v |= uint64(arg(&i)) << (8 * j)
+			}
+			off := [4]int{layout.OffTail, layout.OffHead, layout.OffClaimHead, layout.OffLagged}[which&3]
+			if which&4 != 0 { // near the current value: plausible, not absurd
+				v = binary.LittleEndian.Uint64(mem[off:]) + uint64(int64(int8(v)))
+			}
+			binary.LittleEndian.PutUint64(mem[off:], v)
+		case fopPokeSlot:
+			pos, field := uint64(arg(&i)), arg(&i)
+			v := uint32(arg(&i)) | uint32(arg(&i))<<8 | uint32(arg(&i))<<16 | uint32(arg(&i))<<24
+			// pos counts from the tail's lap, so "plausible" marks land near
+			// the live positions.
+			base := binary.LittleEndian.Uint64(mem[layout.OffTail:]) &^ layout.ClosedBit &^ (capacity - 1)
+			p := base + pos%(2*capacity) - capacity
+			off := int(h.DataOffset) + int(p%capacity)*int(h.SlotSize)
+			switch field % 5 {
+			case 0:
+				off += layout.SlotSeq
+			case 1:
+				off += layout.SlotLen
+			case 2: // committed for p
+				off += layout.SlotSeq
+				v = uint32(p) + 1
+			case 3:
+				off += layout.SlotLen
+				v = layout.SlotSkip
+			case 4: // consumed for p (work queue)
+				off += layout.SlotSeq
+				v = wqConsumed(p)
+			}
+			binary.LittleEndian.PutUint32(mem[off:], v)
+		case fopPokeEntry:
+			e := int(arg(&i)) % h.Entries()
+			field := arg(&i)
+			var v uint64
+			for j := 0; j < 8; j++ {
+				v |= uint64(arg(&i)) << (8 * j)
+			}
+			off := layout.RoleOffset(e)
+			if field&8 != 0 { // a position near the tail: a plausible claim or cursor
+				v = binary.LittleEndian.Uint64(mem[layout.OffTail:])&^layout.ClosedBit + uint64(int64(int8(v)))
+			}
+			switch field % 5 {
+			case 0: // claim lo, or a broadcast cursor
+				binary.LittleEndian.PutUint64(mem[off+layout.RoleClaimLo:], v)
+			case 1:
+				binary.LittleEndian.PutUint64(mem[off+layout.RoleClaimHi:], v)
+			case 2: // a one-position claim at v
+				binary.LittleEndian.PutUint64(mem[off+layout.RoleClaimLo:], v)
+				binary.LittleEndian.PutUint64(mem[off+layout.RoleClaimHi:], v+1)
+			case 3:
+				binary.LittleEndian.PutUint32(mem[off+layout.RoleFlags:], uint32(v))
+			case 4:
+				binary.LittleEndian.PutUint64(mem[off+layout.RoleSent:], v)
+			}
+		case fopSender:
+			b := arg(&i)
+			e := int(b)%int(producers) + 1
+			if b&0x80 != 0 && senders[e] != nil {
+				senders[e].Detach()
+			}
+			take(e)
+		case fopConsumer:
+			b := arg(&i)
+			k := int(b) % int(consumers)
+			if b&0x80 != 0 && recvs[k] != nil {
+				if held[k] {
+					recvs[k].Release()
+				}
+				recvs[k].Detach()
+			}
+			// Otherwise the holder died as it was, a held value unreleased.
+			join(k)
+		case fopDead:
+			e := int(arg(&i)) % h.Entries()
+			dead[e] = !dead[e]
+		case fopLenStats:
+			if l := r.Len(); l < 0 || l > r.Cap() {
+				t.Fatalf("Len() = %d with %d slots", l, r.Cap())
+			}
+			for k, c := range recvs {
+				if c == nil {
+					continue
+				}
+				if l := c.Len(); l < 0 || l > r.Cap() {
+					t.Fatalf("consumer %d: Len() = %d with %d slots", k, l, r.Cap())
+				}
+				if l := r.Backlog(h.ConsumerEntry(k)); l < 0 || l > r.Cap() {
+					t.Fatalf("consumer %d: Backlog = %d with %d slots", k, l, r.Cap())
+				}
+			}
+			r.Stats()
+			for e := 0; e < h.Entries(); e++ {
+				r.Entry(e)
+			}
+		}
+	}
+	for k, c := range recvs {
+		if c != nil && held[k] {
+			c.Release()
+		}
+	}
+}
+
+// fanSeeds adds inputs that start from states worth mutating: an empty
+// region, what normal runs leave behind (values held, a claim of a dead
+// receiver, a dead sender's claim, a lagging broadcast receiver), and lies.
+func fanSeeds(f *testing.F, mode layout.Mode, overflow layout.Overflow) {
+	tail, head := layout.OffTail-layout.OffReady, layout.OffHead-layout.OffReady
+	claimHead := layout.OffClaimHead - layout.OffReady
+	basic := []byte{fopReserve, 8, fopReserve, 3, fopPeek, 0, fopPeekHold, 1, fopPeekN, 2, 4, fopReserveN, 5, 2,
+		fopPeekBlock, 0, 1, fopLenStats, fopDead, 0, fopConsumer, 1, fopPeek, 2, fopPeek, 0, fopAbort, fopReserveBlk, 1,
+		fopClose, fopPeek, 1, fopPeek, 2, fopPeekNBlock, 3, 9, 0, fopPeek, 0}
+	// A receiver holding a value dies; the others must rescue it.
+	crash := []byte{fopReserve, 4, fopReserve, 4, fopPeekHold, 0, fopDead, 5, fopDead, 6, fopDead, 3, fopDead, 4,
+		fopPeek, 1, fopPeek, 1, fopPeek, 2, fopConsumer, 0, fopPeek, 0, fopClose, fopPeek, 1, fopPeek, 0}
+	for _, params := range []uint16{0x0000, 0x00aa, 0x01be, 0x0337, 0x046b, 0x05ff, 0x02f6, 0x07e3} {
+		if overflow == layout.OverflowDrop {
+			params |= 0x800
+		}
+		f.Add(params, []byte{}, basic)
+		f.Add(params, []byte{}, crash)
+		capacity, _, _, consumers, _, _ := fanGeometry(params)
+		mem, h := fanFuzzRegion(f, mode, overflow, params)
+		var l liveness
+		r, _ := New(mem, h, l.config())
+		s, _ := r.NewSender(1, Identity{PID: 2})
+		cs := make([]*Receiver, consumers)
+		for k := range cs {
+			cs[k], _ = r.NewConsumer(h.ConsumerEntry(k), Identity{PID: uint32(10 + k)})
+		}
+		for i := 0; i < int(capacity)+3; i++ {
+			if b, err := s.TryReserve(); err == nil {
+				b[0] = byte(i)
+				s.Commit(1)
+			}
+			if i%2 == 0 {
+				if _, err := cs[i%len(cs)].TryPeek(); err == nil {
+					cs[i%len(cs)].Release()
+				}
+			}
+		}
+		cs[0].TryPeek() // held by a receiver that "dies"
+		s.TryReserve()  // a claim never committed
+		live := append([]byte{}, mem[layout.OffReady:]...)
+		f.Add(params, live, []byte{fopDead, byte(h.ConsumerEntry(0)), fopPeek, 1, fopPeek, 1, fopConsumer, 0, fopPeek, 0,
+			fopDead, 1, fopPeek, 0, fopReserve, 1, fopSender, 1, fopPeekBlock, 1, 1, fopLenStats})
+		lie := append([]byte{}, live...)
+		binary.LittleEndian.PutUint64(lie[tail:], 1<<40)
+		f.Add(params, lie, []byte{fopPeek, 0, fopReserve, 2, fopConsumer, 1, fopSender, 0, fopLenStats})
+		lie = append([]byte{}, live...)
+		binary.LittleEndian.PutUint64(lie[claimHead:], binary.LittleEndian.Uint64(lie[tail:])+2)
+		f.Add(params, lie, []byte{fopPeek, 0, fopPeek, 1, fopReserve, 2, fopConsumer, 0, fopPeek, 0})
+		lie = append([]byte{}, live...)
+		binary.LittleEndian.PutUint64(lie[head:], binary.LittleEndian.Uint64(lie[tail:])+3)
+		f.Add(params, lie, []byte{fopReserve, 2, fopReserve, 2, fopPeek, 0, fopConsumer, 1, fopPeek, 1})
+		f.Add(params, live, []byte{fopPokeEntry, byte(h.ConsumerEntry(1)), 10, 0xfe, 0, 0, 0, 0, 0, 0, 0, fopDead,
+			byte(h.ConsumerEntry(1)), fopPeek, 0, fopPokeSlot, 3, 4, 0, 0, 0, 0, fopPeek, 0, fopPoke64, 6, 1, 0, 0, 0, 0, 0, 0, 0,
+			fopPeekN, 0, 9, fopPokeEntry, byte(h.ConsumerEntry(0)), 3, 2, 0, 0, 0, 0, 0, 0, 0, fopReserveN, 9, 9})
+	}
+}
+
+func FuzzRingWorkQueue(f *testing.F) {
+	fanSeeds(f, layout.ModeWorkQueue, 0)
+	f.Fuzz(func(t *testing.T, params uint16, image, ops []byte) {
+		fuzzFan(t, layout.ModeWorkQueue, 0, params, image, ops)
+	})
+}
+
+func FuzzRingBroadcast(f *testing.F) {
+	fanSeeds(f, layout.ModeBroadcast, layout.OverflowWait)
+	fanSeeds(f, layout.ModeBroadcast, layout.OverflowDrop)
+	f.Fuzz(func(t *testing.T, params uint16, image, ops []byte) {
+		overflow := layout.OverflowWait
+		if params&0x800 != 0 {
+			overflow = layout.OverflowDrop
+		}
+		fuzzFan(t, layout.ModeBroadcast, overflow, params, image, ops)
 	})
 }

@@ -5,32 +5,58 @@ import (
 	"encoding/binary"
 	"fmt"
 	"sync/atomic"
-	"time"
 
 	"github.com/shmchan/shmchan/layout"
 )
 
-// Receiver is the receiving side of one handle. The caller must hold the
-// receiver's role lock while it uses the Receiver, and must not call its
-// methods concurrently.
+// Receiver is the receiving side of one handle: what every topology shares
+// (head, the cached tail, peeking and releasing, waiting), with the
+// topology's own half behind the consumer interface, chosen once by
+// NewReceiver. The caller must hold the receiver's role lock while it uses
+// the Receiver, and must not call its methods concurrently.
 //
 // A receive is TryPeek/Peek (the payload of the next committed value, a
 // slice of shared memory valid until Release), then Release. The batch form
-// is PeekN, Item per value, ReleaseN.
+// is PeekN, Item per value, ReleaseN; TryScan/Scan and ReleaseTo hold values
+// without consuming them.
 type Receiver struct {
-	r *Ring
+	r     *Ring
+	q     consumer
+	entry int // role entry: 0 in SPSC and MPSC, a consumer entry otherwise
 
 	// Only this Receiver writes the head word, so it keeps the
 	// authoritative count locally.
 	head      uint64
 	tailCache uint64 // tail count last seen; it only grows
-	closed    bool   // the closed bit was set in the tail last seen
-	peeked    uint64 // values peeked and not yet released (batch)
-	one       []byte // MPSC: the payload TryPeekN peeked, so Item(0) does not read its length again
+	// known: every position below it is committed and may be read without
+	// asking the consumer (SPSC: the cached tail; MPSC: never ahead of
+	// head). The fast path's only test is head < known.
+	known  uint64
+	closed bool   // the closed bit was set in the tail last seen
+	peeked uint64 // values peeked and not yet released (batch)
+	one    []byte // the payload a one-value peek found, so Item(0) does not read its length again
+}
 
-	// MPSC: the position found claimed but uncommitted, and since when.
-	stuckPos   uint64
-	stuckSince time.Time
+// consumer is a topology's half of a Receiver.
+type consumer interface {
+	// peek finds the next value for c and sets c.head to its position
+	// (claiming it first, in a work queue): its payload, or ErrEmpty with
+	// the readiness to wait with, ErrClosed, a *LagError, ErrCorrupt.
+	peek(c *Receiver) ([]byte, readiness, error)
+	// release consumes k values from c.head on and wakes senders that
+	// wait for room.
+	release(c *Receiver, k uint64)
+	// state reports whether position pos (head < pos < tailCache) may be
+	// read without consuming what comes before (scans): ready or
+	// notReady. Only topologies with ahead() use it.
+	state(c *Receiver, pos uint64) (readiness, error)
+	// runs reports whether every claimed position is committed, so that
+	// PeekN may hand out runs of them; ahead, whether positions past the
+	// first may be looked at without consuming it (scans).
+	runs() bool
+	ahead() bool
+	// detach runs when the handle gives the role up.
+	detach(c *Receiver)
 }
 
 // NewReceiver takes the receiver role (entry 0) for this handle; the caller
@@ -38,30 +64,93 @@ type Receiver struct {
 func (r *Ring) NewReceiver(id Identity) (*Receiver, error) {
 	atomic.StoreUint32(r.recv.waiting, 0) // the only receiver is us
 	r.stampEntry(0, id)
-
-	h := atomic.LoadUint64(r.head)
-	t := atomic.LoadUint64(r.tail)
-	cnt := t &^ layout.ClosedBit
-	if h > cnt || cnt-h > r.capacity {
-		return nil, fmt.Errorf("%w: head %d, tail %d, capacity %d", ErrCorrupt, h, cnt, r.capacity)
+	h0, h1, count, closed, err := r.indices()
+	if err != nil {
+		return nil, err
 	}
-	return &Receiver{r: r, head: h, tailCache: cnt, closed: t&layout.ClosedBit != 0, stuckPos: ^uint64(0)}, nil
+	if h0 != h1 {
+		return nil, fmt.Errorf("%w: head moved from %d to %d with no receiver", ErrCorrupt, h0, h1)
+	}
+	c := &Receiver{r: r, head: h1, tailCache: count, closed: closed}
+	switch r.hdr.Mode {
+	case layout.ModeSPSC:
+		c.q, c.known = spscConsumer{}, count
+	default:
+		c.q, c.known = newMPSCConsumer(), 0
+	}
+	// Senders asleep on a full ring whose receiver died: there is room to
+	// be made now, and a dead receiver's last release may never have woken
+	// them.
+	r.wakeAll(&r.send, false)
+	return c, nil
 }
 
-// Detach marks the receiver entry free (informational).
+// NewConsumer takes consumer entry i (a work queue's or a broadcast's)
+// for this handle; the caller holds the entry's role lock. A broadcast
+// receiver joins here: it sees the values sent from now on.
+func (r *Ring) NewConsumer(i int, id Identity) (*Receiver, error) {
+	h := r.hdr
+	if !h.Mode.FanOut() || i < h.ConsumerEntry(0) || i >= h.Entries() {
+		return nil, fmt.Errorf("ring: consumer entry %d in a %v region of %d entries", i, h.Mode, h.Entries())
+	}
+	off := layout.RoleOffset(i)
+	flags := word32(r.mem, off+layout.RoleFlags)
+	if atomic.LoadUint32(flags)&layout.RoleSleeping != 0 {
+		leaveCount(r.recv.waiting) // a predecessor died asleep
+	}
+	atomic.StoreUint32(flags, 0)
+	r.stampEntry(i, id)
+	c := &Receiver{r: r, entry: i}
+	if h.Mode == layout.ModeBroadcast {
+		c.q = newBcastConsumer(c, off)
+	} else {
+		c.q = newWQConsumer(c, i)
+	}
+	r.wakeAll(&r.send, false) // a dead predecessor's last release may never have woken them
+	return c, nil
+}
+
+// Flags returns the word that holds this receiver's RoleSleeping flag, for
+// await (fan-out receivers are many sleepers).
+func (c *Receiver) flags() *uint32 {
+	if c.entry == 0 {
+		return nil
+	}
+	return word32(c.r.mem, layout.RoleOffset(c.entry)+layout.RoleFlags)
+}
+
+// Len returns how many values this receiver has still to read: for a
+// broadcast receiver its own backlog, else what the ring holds.
+func (c *Receiver) Len() int {
+	if c.r.hdr.Mode != layout.ModeBroadcast {
+		return c.r.Len()
+	}
+	t := atomic.LoadUint64(c.r.tail) &^ layout.ClosedBit
+	if t <= c.head {
+		return 0
+	}
+	return int(min(t-c.head, c.r.capacity))
+}
+
+// Detach gives the role up: a broadcast receiver stops gating senders at
+// once, and the entry is marked free (informational).
 func (c *Receiver) Detach() {
-	atomic.StoreUint32(word32(c.r.mem, layout.RoleOffset(0)+layout.RolePID), 0)
+	c.q.detach(c)
+	c.r.clearEntry(c.entry)
 }
 
 // refreshTail re-reads the tail word and checks it: the count never goes
 // back, and is never more than a ring's worth past our head.
 func (c *Receiver) refreshTail() error {
-	t := atomic.LoadUint64(c.r.tail)
+	t := atomic.LoadUint64(c.r.tail) // SYNC POINT "publish" (acquire half)
 	cnt := t &^ layout.ClosedBit
 	if cnt < c.tailCache || cnt-c.head > c.r.capacity {
 		return fmt.Errorf("%w: tail %d outside [%d, %d]", ErrCorrupt, cnt, c.tailCache, c.head+c.r.capacity)
 	}
 	c.tailCache, c.closed = cnt, t&layout.ClosedBit != 0
+	if c.q.runs() {
+		c.known = cnt
+	}
 	return nil
 }
 
@@ -86,11 +175,13 @@ func (c *Receiver) emptyErr() error {
 
 // payloadAt returns the checked payload of the committed slot at pos. The
 // length is read once, and must fit the slot; the returned slice is shared
-// memory, which a hostile peer may still change while it is decoded.
+// memory, which a hostile peer may still change while it is decoded. A
+// skip marker returns a nil payload and length SlotSkip (MPSC only writes
+// them; in SPSC the length check refuses it).
 func (c *Receiver) payloadAt(pos uint64) ([]byte, uint32, error) {
 	sl := c.r.slot(pos)
 	n := binary.LittleEndian.Uint32(sl[layout.SlotLen:])
-	if n == layout.SlotSkip && c.r.mpsc {
+	if n == layout.SlotSkip && !c.q.runs() {
 		return nil, n, nil
 	}
 	if uint64(n) > c.r.maxMsg {
@@ -99,34 +190,65 @@ func (c *Receiver) payloadAt(pos uint64) ([]byte, uint32, error) {
 	return sl[layout.SlotHeaderSize : layout.SlotHeaderSize+uint64(n)], n, nil
 }
 
+// Fast returns the payload of the value at head when it is known to be
+// committed (SPSC, cached tail ahead of head): no shared index is read,
+// only the slot. It inlines; Release (or ReleaseFast) consumes it.
+func (c *Receiver) Fast() ([]byte, bool) {
+	if c.head >= c.known {
+		return nil, false
+	}
+	r := c.r
+	off := (c.head & r.mask) * r.stride
+	n := uint64(binary.LittleEndian.Uint32(r.data[off+layout.SlotLen:]))
+	if n > r.maxMsg {
+		return nil, false // the slow path reports it
+	}
+	return r.data[off+layout.SlotHeaderSize : off+layout.SlotHeaderSize+n], true
+}
+
+// Refresh re-reads the tail when Fast found nothing known, so that the
+// fast path goes on at once when values have arrived since (the cached
+// index is stale, not the ring empty). It reports whether Fast can now
+// succeed. A tail that fails its checks is left to the slow path, which
+// reports it.
+func (c *Receiver) Refresh() bool {
+	if !c.q.runs() || c.head != c.tailCache {
+		return false
+	}
+	return c.refreshTail() == nil && c.head < c.known
+}
+
+// ReleaseFast consumes the value Fast returned: one release store of head
+// and a look at the senders' waiting word.
+func (c *Receiver) ReleaseFast() {
+	c.head++
+	publish64(c.r.head, c.head) // SYNC POINT "release" (release half)
+	c.r.wake(&c.r.send)
+}
+
 // TryPeek returns the payload of the next value, or ErrEmpty, ErrClosed
 // (closed and drained) or ErrCorrupt. The slice aliases shared memory and is
 // valid until Release.
 func (c *Receiver) TryPeek() ([]byte, error) {
-	if b, ok := c.fastPeek(); ok {
+	if b, ok := c.Fast(); ok {
+		c.peeked, c.one = 1, nil
 		return b, nil
 	}
 	b, _, err := c.tryPeek()
 	return b, err
 }
 
-// fastPeek is the SPSC path when the cached tail already covers head: no
-// shared index is read at all, only the slot.
-func (c *Receiver) fastPeek() ([]byte, bool) {
-	if c.r.mpsc || c.head >= c.tailCache {
-		return nil, false
-	}
-	sl := c.r.slot(c.head)
-	n := uint64(binary.LittleEndian.Uint32(sl[layout.SlotLen:]))
-	if n > c.r.maxMsg {
-		return nil, false // the slow path reports it
-	}
-	c.peeked, c.one = 1, nil
-	return sl[layout.SlotHeaderSize : layout.SlotHeaderSize+n], true
-}
-
 func (c *Receiver) tryPeek() ([]byte, readiness, error) {
 	c.peeked, c.one = 0, nil
+	b, st, err := c.q.peek(c)
+	if err == nil {
+		c.peeked = 1
+	}
+	return b, st, err
+}
+
+// headPeek is the peek of the topologies with one receiver, at head.
+func headPeek(c *Receiver, state func(*Receiver, uint64) (readiness, error)) ([]byte, readiness, error) {
 	for {
 		avail, err := c.available()
 		if err != nil {
@@ -135,41 +257,40 @@ func (c *Receiver) tryPeek() ([]byte, readiness, error) {
 		if avail == 0 {
 			return nil, notReady, c.emptyErr()
 		}
-		if c.r.mpsc {
-			st, err := c.committed(c.head)
-			if st == skipped {
-				continue
-			}
-			if st != ready || err != nil {
-				if err == nil {
-					err = ErrEmpty
-				}
-				return nil, st, err
-			}
+		st, err := state(c, c.head)
+		if err != nil {
+			return nil, st, err
+		}
+		switch st {
+		case skipped:
+			continue
+		case ready:
+		default:
+			return nil, st, ErrEmpty
 		}
 		b, n, err := c.payloadAt(c.head)
 		if err != nil {
 			return nil, notReady, err
 		}
-		if n == layout.SlotSkip && c.r.mpsc {
-			c.advance(1)
+		if n == layout.SlotSkip {
+			headRelease(c, 1)
 			continue
 		}
-		c.peeked = 1
 		return b, ready, nil
 	}
 }
 
 // Peek is TryPeek that waits for a value.
 func (c *Receiver) Peek(ctx context.Context) ([]byte, error) {
-	if b, ok := c.fastPeek(); ok {
+	if b, ok := c.Fast(); ok {
+		c.peeked, c.one = 1, nil
 		return b, nil
 	}
 	b, _, err := c.tryPeek()
 	if err != ErrEmpty {
 		return b, err
 	}
-	err = c.r.block(ctx, &c.r.recv, nil, func() (readiness, error) {
+	err = c.r.await(ctx, &c.r.recv, c.flags(), func() (readiness, error) {
 		var st readiness
 		b, st, err = c.tryPeek()
 		switch err {
@@ -186,11 +307,11 @@ func (c *Receiver) Peek(ctx context.Context) ([]byte, error) {
 // Release consumes every value peeked since the last Release.
 func (c *Receiver) Release() { c.ReleaseN(int(c.peeked)) }
 
-// PeekN makes up to max values available through Item without waiting,
+// TryPeekN makes up to max values available through Item without waiting,
 // and returns how many (>= 1), or ErrEmpty, ErrClosed, ErrCorrupt.
+// Topologies whose slots commit one by one (MPSC) give one per call.
 func (c *Receiver) TryPeekN(max int) (int, error) {
-	if c.r.mpsc || max <= 1 {
-		// MPSC slots commit one by one, possibly out of order; take one.
+	if !c.q.runs() || max <= 1 {
 		b, err := c.TryPeek()
 		if err != nil {
 			return 0, err
@@ -212,7 +333,7 @@ func (c *Receiver) TryPeekN(max int) (int, error) {
 
 // PeekN is TryPeekN that waits for at least one value.
 func (c *Receiver) PeekN(ctx context.Context, max int) (int, error) {
-	if c.r.mpsc || max <= 1 {
+	if !c.q.runs() || max <= 1 {
 		b, err := c.Peek(ctx)
 		if err != nil {
 			return 0, err
@@ -224,7 +345,7 @@ func (c *Receiver) PeekN(ctx context.Context, max int) (int, error) {
 	if err != ErrEmpty {
 		return n, err
 	}
-	err = c.r.block(ctx, &c.r.recv, nil, func() (readiness, error) {
+	err = c.r.await(ctx, &c.r.recv, c.flags(), func() (readiness, error) {
 		n, err = c.TryPeekN(max)
 		switch err {
 		case nil:
@@ -256,78 +377,23 @@ func (c *Receiver) ReleaseN(k int) {
 	}
 }
 
-func (c *Receiver) advance(k uint64) {
+func (c *Receiver) advance(k uint64) { c.q.release(c, k) }
+
+// headRelease is the release of the topologies with one receiver: one
+// store of head.
+func headRelease(c *Receiver, k uint64) {
 	c.head += k
-	publish64(c.r.head, c.head)
-	c.r.wakeSenders()
-}
-
-// committed reports whether the MPSC slot at pos (claimed: pos < tail) is
-// committed. A slot that stays uncommitted past the stuck-check interval
-// has its writer looked up: if no live sender's claim covers it, the writer
-// died between claim and commit, and the slot is skipped (counted as
-// abandoned) so the ring keeps moving. A slow or stopped writer is alive
-// and is waited for, however long it takes.
-func (c *Receiver) committed(pos uint64) (readiness, error) {
-	seq := atomic.LoadUint32(word32(c.r.slot(pos), layout.SlotSeq))
-	if seq == uint32(pos+1) {
-		c.stuckPos = ^uint64(0)
-		return ready, nil
-	}
-	now := time.Now()
-	if c.stuckPos != pos {
-		c.stuckPos, c.stuckSince = pos, now
-		return stuck, nil
-	}
-	if now.Sub(c.stuckSince) < c.r.stuck || c.r.alive == nil {
-		return stuck, nil
-	}
-	c.stuckSince = now
-	live, err := c.liveClaimer(pos)
-	if err != nil || live {
-		return stuck, err
-	}
-	// No live writer claims pos. Its claimer either committed meanwhile or
-	// is dead; look once more.
-	if atomic.LoadUint32(word32(c.r.slot(pos), layout.SlotSeq)) == uint32(pos+1) {
-		c.stuckPos = ^uint64(0)
-		return ready, nil
-	}
-	atomic.AddUint64(c.r.abandoned, 1)
-	c.stuckPos = ^uint64(0)
-	c.advance(1)
-	return skipped, nil
-}
-
-// liveClaimer reports whether a sender whose holder is alive has a claim
-// covering pos.
-func (c *Receiver) liveClaimer(pos uint64) (bool, error) {
-	for i := 1; i <= int(c.r.hdr.Producers); i++ {
-		off := layout.RoleOffset(i)
-		lo := atomic.LoadUint64(word64(c.r.mem, off+layout.RoleClaimLo))
-		hi := atomic.LoadUint64(word64(c.r.mem, off+layout.RoleClaimHi))
-		if pos < lo || pos >= hi {
-			continue
-		}
-		alive, err := c.r.alive(i)
-		if err != nil {
-			return false, err
-		}
-		if alive {
-			return true, nil
-		}
-	}
-	return false, nil
+	publish64(c.r.head, c.head) // SYNC POINT "release" (release half)
+	c.r.wake(&c.r.send)
 }
 
 // TryScan makes up to max values visible from head on without consuming
 // them: f gets each committed value's position and checked payload (shared
 // memory, valid until ReleaseTo). It stops at the first position that is not
-// committed yet (MPSC) and returns how many values f got, or ErrEmpty,
-// ErrClosed (closed and drained), ErrCorrupt. Skip markers between values
-// are passed over; ReleaseTo consumes them with the values around them.
-// Scanning again starts from head again: nothing is held across calls but
-// the positions, which only ReleaseTo moves.
+// committed yet and returns how many values f got, or ErrEmpty, ErrClosed
+// (closed and drained), ErrCorrupt. Skip markers between values are passed
+// over; ReleaseTo consumes them with the values around them. Scanning again
+// starts from head again.
 func (c *Receiver) TryScan(max int, f func(pos uint64, b []byte)) (int, error) {
 	n, _, err := c.tryScan(max, f)
 	return n, err
@@ -339,7 +405,7 @@ func (c *Receiver) Scan(ctx context.Context, max int, f func(pos uint64, b []byt
 	if err != ErrEmpty {
 		return n, err
 	}
-	err = c.r.block(ctx, &c.r.recv, nil, func() (readiness, error) {
+	err = c.r.await(ctx, &c.r.recv, c.flags(), func() (readiness, error) {
 		var st readiness
 		n, st, err = c.tryScan(max, f)
 		switch err {
@@ -354,8 +420,8 @@ func (c *Receiver) Scan(ctx context.Context, max int, f func(pos uint64, b []byt
 }
 
 func (c *Receiver) tryScan(max int, f func(pos uint64, b []byte)) (int, readiness, error) {
-	// The value at head goes through the single-value path, which also
-	// skips abandoned slots (it may move head: nothing before it is held).
+	// The value at head goes through the one-value path, which also skips
+	// abandoned slots (it may move head: nothing before it is held).
 	b, st, err := c.tryPeek()
 	c.peeked, c.one = 0, nil
 	if err != nil {
@@ -363,8 +429,10 @@ func (c *Receiver) tryScan(max int, f func(pos uint64, b []byte)) (int, readines
 	}
 	f(c.head, b)
 	got := 1
-	pos := c.head + 1
-	for got < max {
+	if !c.q.ahead() {
+		return got, ready, nil
+	}
+	for pos := c.head + 1; got < max; pos++ {
 		if pos == c.tailCache {
 			if err := c.refreshTail(); err != nil {
 				return got, ready, err
@@ -373,28 +441,27 @@ func (c *Receiver) tryScan(max int, f func(pos uint64, b []byte)) (int, readines
 				break
 			}
 		}
-		if c.r.mpsc && atomic.LoadUint32(word32(c.r.slot(pos), layout.SlotSeq)) != uint32(pos+1) {
-			break // not committed yet: the next scan waits for it at head
+		if st, err := c.q.state(c, pos); err != nil || st != ready {
+			break // not committed yet: a later scan waits for it at head
 		}
 		b, n, err := c.payloadAt(pos)
 		if err != nil {
 			return got, ready, err
 		}
-		if !(n == layout.SlotSkip && c.r.mpsc) {
+		if n != layout.SlotSkip {
 			f(pos, b)
 			got++
 		}
-		pos++
 	}
 	return got, ready, nil
 }
 
 // ReleaseTo consumes every position before end, which must lie in
-// (head, the end of the last scan]: the values a scan returned and the skip
-// markers between them.
+// (head, tail last seen]: the values a scan returned and the skip markers
+// between them.
 func (c *Receiver) ReleaseTo(end uint64) error {
 	c.peeked, c.one = 0, nil
-	if end <= c.head || end > c.tailCache {
+	if end <= c.head || end > c.tailCache || !c.q.ahead() && end != c.head+1 {
 		return fmt.Errorf("ring: release to %d outside (%d, %d]", end, c.head, c.tailCache)
 	}
 	c.advance(end - c.head)

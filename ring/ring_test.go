@@ -14,18 +14,37 @@ import (
 )
 
 // chanBell is an in-process Doorbell for testing WaitMQ's protocol on plain
-// memory: a one-token buffered channel behaves like a message queue whose
-// extra rings are dropped.
-type chanBell chan struct{}
-
-func (b chanBell) Ring() {
-	select {
-	case b <- struct{}{}:
-	default:
-	}
+// memory. Like a message-queue doorbell, a ring ends the wait of every
+// sleeper then waiting, and one ring that finds nobody waiting is kept for
+// the next wait (further ones are dropped, as a full queue drops them).
+type chanBell struct {
+	mu      sync.Mutex
+	arrived chan struct{} // closed by a ring, then replaced
+	pending bool
 }
 
-func (b chanBell) Wait(ctx context.Context, timeout time.Duration) error {
+func newChanBell() *chanBell { return &chanBell{arrived: make(chan struct{})} }
+
+func (b *chanBell) Ring() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.pending = true
+	close(b.arrived)
+	b.arrived = make(chan struct{})
+}
+
+func (b *chanBell) Wait(ctx context.Context, timeout time.Duration, woken func() bool) error {
+	b.mu.Lock()
+	if b.pending {
+		b.pending = false
+		b.mu.Unlock()
+		return nil
+	}
+	arrived := b.arrived
+	b.mu.Unlock()
+	if woken() {
+		return nil
+	}
 	var tc <-chan time.Time
 	if timeout >= 0 {
 		t := time.NewTimer(timeout)
@@ -33,17 +52,20 @@ func (b chanBell) Wait(ctx context.Context, timeout time.Duration) error {
 		tc = t.C
 	}
 	select {
-	case <-b:
+	case <-arrived:
+		b.mu.Lock()
+		b.pending = false
+		b.mu.Unlock()
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
 	case <-tc:
-		return nil
+		return context.DeadlineExceeded
 	}
 }
 
 // region builds a region image on plain Go memory.
-func region(t testing.TB, mode uint32, wait uint32, capacity uint64, maxMsg uint32, producers uint32) ([]byte, layout.Header) {
+func region(t testing.TB, mode layout.Mode, wait layout.Wait, capacity uint64, maxMsg uint32, producers uint32) ([]byte, layout.Header) {
 	t.Helper()
 	h := layout.Header{Mode: mode, Wait: wait, Capacity: capacity, MaxMsg: maxMsg, Producers: producers, Flags: layout.FlagRaw}
 	if err := h.Geometry(); err != nil {
@@ -63,7 +85,7 @@ func region(t testing.TB, mode uint32, wait uint32, capacity uint64, maxMsg uint
 func newRing(t testing.TB, mem []byte, h layout.Header, cfg Config) *Ring {
 	t.Helper()
 	if h.Wait == layout.WaitMQ {
-		cfg.RecvBell, cfg.SendBell = make(chanBell, 1), make(chanBell, 1)
+		cfg.RecvBell, cfg.SendBell = newChanBell(), newChanBell()
 	}
 	r, err := New(mem, h, cfg)
 	if err != nil {
@@ -74,7 +96,7 @@ func newRing(t testing.TB, mem []byte, h layout.Header, cfg Config) *Ring {
 
 var waitModes = []struct {
 	name string
-	mode uint32
+	mode layout.Wait
 }{{"futex", layout.WaitFutex}, {"mq", layout.WaitMQ}, {"spin", layout.WaitSpin}}
 
 func put(s *Sender, ctx context.Context, v uint64) error {

@@ -10,36 +10,52 @@ import (
 	"github.com/shmchan/shmchan/layout"
 )
 
-// Identity is what a role entry records about its holder, for tools and for
-// people: liveness itself is decided by the role lock the caller holds.
-type Identity struct {
-	PID   uint32
-	Start uint64 // process start time, clock ticks since boot
-}
-
-// Sender is the sending side of one handle. The caller must hold the role
-// lock of its entry for as long as it uses the Sender, and must not call its
-// methods concurrently.
+// Sender is the sending side of one handle: what every topology shares
+// (the reservation, waiting, the role entry), with the topology's own half
+// behind the producer interface, chosen once by NewSender. The caller must
+// hold the role lock of its entry for as long as it uses the Sender, and
+// must not call its methods concurrently.
 //
-// A send is TryReserve/Reserve (a slot's payload buffer), then the caller
-// fills it, then Commit(n) (publish n bytes) or Abort(). The batch form is
-// ReserveN, Slot/SetLen per slot, CommitN.
+// A send is Fast+PublishFast (SPSC with room known: the whole fast path),
+// or TryReserve/Reserve (a slot's payload buffer), then the caller fills it,
+// then Commit(n) (publish n bytes) or Abort(). The batch form is ReserveN,
+// Slot/SetLen per slot, CommitN.
 type Sender struct {
 	r     *Ring
-	entry []byte // this sender's role entry (64 bytes)
+	p     producer
+	entry int
+	flags *uint32 // the entry's flag word (RoleSleeping)
 
-	// SPSC: only this Sender writes the tail word, so it keeps the
-	// authoritative count locally and never reads the tail back.
-	tail      uint64 // next position to write (SPSC)
-	headCache uint64 // last head seen; head only grows, so a stale copy is conservative
-	closed    bool
+	// SPSC state, here so that the fast path inlines: only this Sender
+	// writes the tail, so it keeps the authoritative count locally and never
+	// reads the tail back. headCache is the last head seen (head only grows,
+	// so a stale copy is conservative; MPSC uses it too).
+	tail      uint64
+	headCache uint64
+	// room is the capacity while an SPSC sender may take the fast path, 0
+	// otherwise (other topologies, or closed): the fast path's only test is
+	// tail-headCache < room.
+	room   uint64
+	closed bool
+	// gateSince: since when a broadcast bound has not moved (a receiver or
+	// writer that may have died gates this sender); zero when it moves.
+	gateSince time.Time
+	gateAt    uint64
 
 	// The reservation in progress: positions [resLo, resLo+resN).
 	resLo, resN uint64
+}
 
-	claimLo, claimHi, sent *uint64 // MPSC: words of the role entry
-	sentLocal              uint64
-	flags                  *uint32
+// producer is a topology's half of a Sender.
+type producer interface {
+	// reserve reserves up to max (>= 1) positions into s.resLo/s.resN, or
+	// returns ErrFull, ErrClosed or ErrCorrupt.
+	reserve(s *Sender, max uint64) error
+	// commit publishes the first k reserved positions (lengths set) and
+	// gives back the rest, then wakes the receiver if it sleeps.
+	commit(s *Sender, k uint64)
+	// close sets the closed bit.
+	close(s *Sender)
 }
 
 // NewSender takes role entry i (1..Producers) for this handle. The caller
@@ -50,91 +66,104 @@ func (r *Ring) NewSender(i int, id Identity) (*Sender, error) {
 		return nil, fmt.Errorf("ring: sender entry %d out of [1, %d]", i, r.hdr.Producers)
 	}
 	off := layout.RoleOffset(i)
-	s := &Sender{
-		r:       r,
-		entry:   r.mem[off : off+layout.LineSize],
-		claimLo: word64(r.mem, off+layout.RoleClaimLo),
-		claimHi: word64(r.mem, off+layout.RoleClaimHi),
-		sent:    word64(r.mem, off+layout.RoleSent),
-		flags:   word32(r.mem, off+layout.RoleFlags),
-	}
+	s := &Sender{r: r, entry: i, flags: word32(r.mem, off+layout.RoleFlags)}
 	// A holder that died asleep left itself counted in the waiters; take
 	// it out so the receiver stops paying a wake-up per release for it.
-	if atomic.LoadUint32(s.flags)&layout.RoleSleeping != 0 {
-		s.leaveWaiters()
+	if atomic.LoadUint32(s.flags)&layout.RoleSleeping != 0 && !r.send.oneSleeper {
+		leaveCount(r.send.waiting)
 	}
 	atomic.StoreUint32(s.flags, 0)
-	if !r.mpsc {
-		atomic.StoreUint32(r.send.waiting, 0) // the only sender is us
-	}
 	r.stampEntry(i, id)
-	// No claim in progress: the receiver may now skip any slot the dead
-	// holder claimed and never committed.
-	lo := atomic.LoadUint64(s.claimHi)
-	atomic.StoreUint64(s.claimLo, lo)
-	s.sentLocal = atomic.LoadUint64(s.sent)
-
-	t := atomic.LoadUint64(r.tail)
-	h := atomic.LoadUint64(r.head)
-	cnt := t &^ layout.ClosedBit
-	if cnt < h || cnt-h > r.capacity {
-		return nil, fmt.Errorf("%w: tail %d, head %d, capacity %d", ErrCorrupt, cnt, h, r.capacity)
+	if r.hdr.Mode == layout.ModeBroadcast {
+		// head is a statistic there, which racing senders may leave more
+		// than a ring behind the tail: read the tail only, and compute
+		// the bound at the first send that finds no room (0: none known).
+		s.closed = atomic.LoadUint64(r.tail)&layout.ClosedBit != 0
+		p := newMPSCProducer(s, off)
+		p.bound = broadcastBound
+		s.p = p
+		r.wakeAll(&r.recv, false)
+		return s, nil
 	}
-	s.tail, s.headCache, s.closed = cnt, h, t&layout.ClosedBit != 0
+	h0, _, count, closed, err := r.indices()
+	if err != nil {
+		return nil, err
+	}
+	s.headCache, s.closed = h0, closed
+	switch r.hdr.Mode {
+	case layout.ModeSPSC:
+		s.p = spscProducer{}
+		s.tail = count
+		if !closed {
+			s.room = r.capacity
+		}
+		atomic.StoreUint32(r.send.waiting, 0) // the only sender is us
+	default: // MPSC, work queue
+		s.p = newMPSCProducer(s, off)
+	}
+	// A predecessor that died between publishing and waking left the
+	// receiver asleep with a value to read: wake it now.
+	r.wakeAll(&r.recv, false)
 	return s, nil
 }
 
-// stampEntry records the new holder of role entry i (informational; the
-// role lock is what counts), counting a takeover if the entry had a holder.
-func (r *Ring) stampEntry(i int, id Identity) {
-	off := layout.RoleOffset(i)
-	pidWord := word32(r.mem, off+layout.RolePID)
-	if atomic.LoadUint32(pidWord) != 0 {
-		atomic.AddUint64(word64(r.mem, off+layout.RoleTakeovers), 1)
-	}
-	atomic.StoreUint32(pidWord, id.PID)
-	atomic.StoreUint64(word64(r.mem, off+layout.RoleStart), id.Start)
-	atomic.StoreUint64(word64(r.mem, off+layout.RoleSince), uint64(time.Now().UnixNano()))
-}
-
 // Detach marks the role entry free (informational: the lock is what counts).
-func (s *Sender) Detach() {
-	atomic.StoreUint32(word32(s.entry, layout.RolePID), 0)
-}
+func (s *Sender) Detach() { s.r.clearEntry(s.entry) }
 
-func (s *Sender) leaveWaiters() {
+// leaveCount takes one sleeper out of a many-sleeper count that a dead
+// holder left behind, without going below zero.
+func leaveCount(w *uint32) {
 	for {
-		w := atomic.LoadUint32(s.r.send.waiting)
-		if w == 0 || atomic.CompareAndSwapUint32(s.r.send.waiting, w, w-1) {
+		n := atomic.LoadUint32(w)
+		if n == 0 || atomic.CompareAndSwapUint32(w, n, n-1) {
 			return
 		}
 	}
 }
 
 // refreshHead re-reads the receiver's head and checks it: it never goes
-// back, and never passes what this sender published.
-func (s *Sender) refreshHead() error {
-	h := atomic.LoadUint64(s.r.head)
-	if h < s.headCache || h > s.tail {
-		return fmt.Errorf("%w: head %d outside [%d, %d]", ErrCorrupt, h, s.headCache, s.tail)
+// back, and never passes limit (what this sender knows to be published or
+// claimed).
+func (s *Sender) refreshHead(limit uint64) error {
+	h := atomic.LoadUint64(s.r.head) // SYNC POINT "release" (acquire half)
+	if h < s.headCache || h > limit {
+		return fmt.Errorf("%w: head %d outside [%d, %d]", ErrCorrupt, h, s.headCache, limit)
 	}
 	s.headCache = h
 	return nil
 }
 
-// free returns how many slots the SPSC sender may write now.
-func (s *Sender) free() (uint64, error) {
-	if s.closed {
-		return 0, ErrClosed
+// Fast returns the payload buffer of the next slot when the cached head
+// already shows room (an open SPSC sender): no shared index is read. It
+// inlines; PublishFast commits it.
+func (s *Sender) Fast() ([]byte, bool) {
+	if s.tail-s.headCache >= s.room {
+		return nil, false
 	}
-	f := s.r.capacity - (s.tail - s.headCache)
-	if f == 0 {
-		if err := s.refreshHead(); err != nil {
-			return 0, err
-		}
-		f = s.r.capacity - (s.tail - s.headCache)
+	r := s.r
+	off := (s.tail&r.mask)*r.stride + layout.SlotHeaderSize
+	return r.data[off : off+r.maxMsg : off+r.maxMsg], true
+}
+
+// Refresh re-reads head when Fast found the cached head full, and reports
+// whether Fast can now succeed. A head that fails its checks is left to the
+// slow path, which reports it.
+func (s *Sender) Refresh() bool {
+	if s.room == 0 {
+		return false
 	}
-	return f, nil
+	return s.refreshHead(s.tail) == nil && s.tail-s.headCache < s.room
+}
+
+// PublishFast commits the slot Fast returned with n bytes of payload: a
+// length store, one release store of the tail, and a look at the receiver's
+// waiting word.
+func (s *Sender) PublishFast(n int) {
+	r := s.r
+	binary.LittleEndian.PutUint32(r.data[(s.tail&r.mask)*r.stride+layout.SlotLen:], uint32(n))
+	s.tail++
+	publish64(r.tail, s.tail) // SYNC POINT "publish" (release half)
+	r.wake(&r.recv)
 }
 
 // payload returns the payload buffer of the slot for position pos.
@@ -146,11 +175,7 @@ func (s *Sender) payload(pos uint64) []byte {
 // TryReserve returns the payload buffer of the next slot, or ErrFull,
 // ErrClosed or ErrCorrupt. The buffer is valid until Commit or Abort.
 func (s *Sender) TryReserve() ([]byte, error) {
-	if !s.r.mpsc && !s.closed && s.tail-s.headCache < s.r.capacity { // SPSC fast path: room by the cached head
-		s.resLo, s.resN = s.tail, 1
-		return s.payload(s.tail), nil
-	}
-	if _, err := s.TryReserveN(1); err != nil {
+	if err := s.p.reserve(s, 1); err != nil {
 		return nil, err
 	}
 	return s.payload(s.resLo), nil
@@ -158,10 +183,6 @@ func (s *Sender) TryReserve() ([]byte, error) {
 
 // Reserve is TryReserve that waits while the ring is full.
 func (s *Sender) Reserve(ctx context.Context) ([]byte, error) {
-	if !s.r.mpsc && !s.closed && s.tail-s.headCache < s.r.capacity {
-		s.resLo, s.resN = s.tail, 1
-		return s.payload(s.tail), nil
-	}
 	if _, err := s.ReserveN(ctx, 1); err != nil {
 		return nil, err
 	}
@@ -170,21 +191,10 @@ func (s *Sender) Reserve(ctx context.Context) ([]byte, error) {
 
 // TryReserveN reserves up to max (>= 1) slots and returns how many (>= 1),
 // or ErrFull, ErrClosed, ErrCorrupt.
-func (s *Sender) TryReserveN(max int) (int, error) {
-	if max < 1 {
-		max = 1
-	}
-	if s.r.mpsc {
-		return s.claim(uint64(max))
-	}
-	f, err := s.free()
-	if err != nil {
+func (s *Sender) TryReserveN(n int) (int, error) {
+	if err := s.p.reserve(s, uint64(max(n, 1))); err != nil {
 		return 0, err
 	}
-	if f == 0 {
-		return 0, ErrFull
-	}
-	s.resLo, s.resN = s.tail, min(f, uint64(max))
 	return int(s.resN), nil
 }
 
@@ -194,12 +204,15 @@ func (s *Sender) ReserveN(ctx context.Context, max int) (int, error) {
 	if err != ErrFull {
 		return n, err
 	}
-	err = s.r.block(ctx, &s.r.send, s.flags, func() (readiness, error) {
+	err = s.r.await(ctx, &s.r.send, s.flags, func() (readiness, error) {
 		n, err = s.TryReserveN(max)
 		switch err {
 		case nil:
 			return ready, nil
 		case ErrFull:
+			if !s.gateSince.IsZero() {
+				return stuck, nil // a peer that may be dead gates us: look again after the stuck check
+			}
 			return notReady, nil
 		}
 		return notReady, err
@@ -207,7 +220,7 @@ func (s *Sender) ReserveN(ctx context.Context, max int) (int, error) {
 	if err == ErrClosed && s.r.wait == layout.WaitMQ && atomic.LoadUint32(s.r.send.waiting) != 0 {
 		// A doorbell token wakes one sleeper, not all: pass the close on
 		// to the next sender still asleep.
-		s.r.ring(&s.r.send, nil)
+		s.r.wakeAll(&s.r.send, false)
 	}
 	return n, err
 }
@@ -222,142 +235,33 @@ func (s *Sender) SetLen(i int, n int) {
 
 // Commit publishes the single reserved slot with n bytes of payload.
 func (s *Sender) Commit(n int) {
-	if s.r.mpsc {
-		s.SetLen(0, n)
-		s.commitMPSC(1)
-		return
-	}
-	binary.LittleEndian.PutUint32(s.r.slot(s.tail)[layout.SlotLen:], uint32(n))
-	s.tail++
-	s.resN = 0
-	publish64(s.r.tail, s.tail)
-	s.r.wakeReceiver()
+	s.SetLen(0, n)
+	s.p.commit(s, 1)
 }
 
 // CommitN publishes the first k reserved slots (their lengths set with
-// SetLen), with one index store and at most one wake-up. Reserved slots
-// beyond k are aborted.
-//
-// SPSC ordering: the payloads and lengths are plain stores; the tail store
-// that follows is a release store (publish64), so a receiver that loads the
-// tail with acquire semantics sees every byte of each slot before the tail.
-func (s *Sender) CommitN(k int) {
-	if s.r.mpsc {
-		s.commitMPSC(uint64(k))
-		return
-	}
-	s.tail += uint64(k)
-	s.resN = 0
-	publish64(s.r.tail, s.tail)
-	s.r.wakeReceiver()
-}
+// SetLen), with one index store (SPSC) and at most one wake-up. Reserved
+// slots beyond k are given back.
+func (s *Sender) CommitN(k int) { s.p.commit(s, uint64(k)) }
 
-// Abort gives back the reservation without publishing anything. In MPSC
-// the claimed slots are already counted in the tail, so they are committed
-// as skip markers the receiver passes over.
+// Abort gives back the reservation without publishing anything.
 func (s *Sender) Abort() {
-	if s.r.mpsc && s.resN > 0 {
-		for i := uint64(0); i < s.resN; i++ {
-			binary.LittleEndian.PutUint32(s.r.slot(s.resLo + i)[layout.SlotLen:], layout.SlotSkip)
-		}
-		s.commitMPSC(0)
-		return
+	if s.resN > 0 {
+		s.p.commit(s, 0)
 	}
-	s.resN = 0
 }
 
 // Close sets the closed bit: every later send fails with ErrClosed, and the
 // receiver, once it has drained what was sent before, gets ErrClosed.
 func (s *Sender) Close() error {
 	s.resN = 0
-	if s.r.mpsc {
-		for {
-			t := atomic.LoadUint64(s.r.tail)
-			if t&layout.ClosedBit != 0 || atomic.CompareAndSwapUint64(s.r.tail, t, t|layout.ClosedBit) {
-				break
-			}
-		}
-	} else if !s.closed {
-		atomic.StoreUint64(s.r.tail, s.tail|layout.ClosedBit)
-	}
-	s.closed = true
-	s.r.wakeReceiver()
+	s.p.close(s)
+	s.closed, s.room = true, 0
+	s.r.wake(&s.r.recv)
 	// Senders asleep on a full ring must learn of the close too: their
 	// next check sees the closed bit and returns ErrClosed.
 	if atomic.LoadUint32(s.r.send.waiting) != 0 {
-		s.r.ring(&s.r.send, nil)
+		s.r.wakeAll(&s.r.send, false)
 	}
 	return nil
-}
-
-// claim is the MPSC reservation: record the intended claim [t, t+k) in this
-// sender's role entry, then CAS the tail from t to t+k. The claim is written
-// before the CAS (a full barrier on every architecture), so a receiver that
-// observes the tail past a slot also observes the claim of whoever took it,
-// until that claimer commits: this is how it tells a dead writer's slot.
-func (s *Sender) claim(max uint64) (int, error) {
-	r := s.r
-	claimed := uint64(0) // hi of a claim recorded by a failed CAS, 0: none
-	for try := 0; try < 1<<20; try++ {
-		t := atomic.LoadUint64(r.tail)
-		if t&layout.ClosedBit != 0 {
-			s.unclaim(claimed)
-			return 0, ErrClosed
-		}
-		h := s.headCache
-		if t < h || t-h >= r.capacity {
-			h = atomic.LoadUint64(r.head)
-			if h > t {
-				continue // the tail moved on since we read it
-			}
-			if t-h > r.capacity {
-				s.unclaim(claimed)
-				return 0, fmt.Errorf("%w: tail %d is more than %d past head %d", ErrCorrupt, t, r.capacity, h)
-			}
-			s.headCache = h
-			if t-h == r.capacity {
-				s.unclaim(claimed)
-				return 0, ErrFull
-			}
-		}
-		k := min(max, r.capacity-(t-h))
-		publish64(s.claimHi, t+k)
-		publish64(s.claimLo, t)
-		claimed = t + k
-		if atomic.CompareAndSwapUint64(r.tail, t, t+k) {
-			s.resLo, s.resN = t, k
-			return int(k), nil
-		}
-	}
-	s.unclaim(claimed)
-	return 0, fmt.Errorf("%w: tail and head never consistent", ErrCorrupt)
-}
-
-// unclaim withdraws a claim recorded for a CAS that failed, so that a live
-// sender that gave up (full, closed) does not keep covering positions that
-// another sender won: the receiver must be able to skip those if their
-// winner dies.
-func (s *Sender) unclaim(hi uint64) {
-	if hi != 0 {
-		publish64(s.claimLo, hi)
-	}
-}
-
-// commitMPSC commits the first k reserved slots (lengths already set) and
-// marks the rest skipped, then clears the claim. Each slot's seq store is a
-// release store after its payload, so the receiver, which loads seq with
-// acquire semantics, sees the whole value.
-func (s *Sender) commitMPSC(k uint64) {
-	for i := k; i < s.resN; i++ {
-		binary.LittleEndian.PutUint32(s.r.slot(s.resLo + i)[layout.SlotLen:], layout.SlotSkip)
-	}
-	for i := uint64(0); i < s.resN; i++ {
-		pos := s.resLo + i
-		publish32(word32(s.r.slot(pos), layout.SlotSeq), uint32(pos+1))
-	}
-	s.sentLocal += k
-	publish64(s.sent, s.sentLocal)
-	publish64(s.claimLo, s.resLo+s.resN)
-	s.resN = 0
-	s.r.wakeReceiver()
 }

@@ -48,6 +48,13 @@
 // fatal "unexpected fault address" unless runtime/debug.SetPanicOnFault is in
 // effect; callers that do not trust their peers should keep that in mind.
 //
+// [Object.Stat] also reports the blocks the file has allocated
+// ([Info].Blocks), which tells a sparse object (whose pages a first write
+// would take from the filesystem's free space) from a reserved one.
+// [FSStat] and [CheckWritable] report on the directory itself: the
+// filesystem's type, size, free space and device, and whether this process
+// may create objects there. They are for tools that check a machine.
+//
 // Closing an Object unmaps its mapping and closes the descriptor; it does not
 // remove the name. [Unlink] does. A mapping stays valid after Unlink.
 //

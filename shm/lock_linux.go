@@ -74,6 +74,50 @@ func (o *Object) LockHeld(off int64) (bool, error) {
 	return lk.Type != unix.F_UNLCK, nil
 }
 
+// HeldRange reports which of the n bytes at [base, base+n) are locked by
+// some other open file description (see LockHeld): held[i] is about byte
+// base+i. F_OFD_GETLK over a range reports one conflicting lock in it, not
+// necessarily the lowest, so the search splits the range around each lock
+// found: one call per held run and per gap, not one per byte.
+func (o *Object) HeldRange(base, n int64) ([]bool, error) {
+	if base < 0 || n < 0 || base > math.MaxInt64-n {
+		return nil, fmt.Errorf("shm: test locks %s: range [%d, +%d): %w", o.path, base, n, fs.ErrInvalid)
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if err := o.checkOpen("test locks"); err != nil {
+		return nil, err
+	}
+	held := make([]bool, n)
+	todo := [][2]int64{{base, base + n}}
+	for len(todo) > 0 {
+		start, end := todo[len(todo)-1][0], todo[len(todo)-1][1]
+		todo = todo[:len(todo)-1]
+		if start >= end {
+			continue
+		}
+		lk := unix.Flock_t{Type: unix.F_WRLCK, Whence: io.SeekStart, Start: start, Len: end - start}
+		if err := fcntlLock(o.fd, unix.F_OFD_GETLK, &lk); err != nil {
+			return held, fmt.Errorf("shm: test locks %s: %w", o.path, err)
+		}
+		if lk.Type == unix.F_UNLCK {
+			continue
+		}
+		lo, hi := max(lk.Start, start), end
+		if lk.Len > 0 {
+			hi = min(lk.Start+lk.Len, end)
+		}
+		if hi <= lo {
+			return held, fmt.Errorf("shm: test locks %s: F_OFD_GETLK reported [%d, +%d) for [%d, %d)", o.path, lk.Start, lk.Len, start, end)
+		}
+		for i := lo; i < hi; i++ {
+			held[i-base] = true
+		}
+		todo = append(todo, [2]int64{start, lo}, [2]int64{hi, end})
+	}
+	return held, nil
+}
+
 // lockRange describes the one-byte range at off. OFD locks require Pid 0.
 func lockRange(typ int16, off int64) (unix.Flock_t, error) {
 	if off < 0 || off == math.MaxInt64 {

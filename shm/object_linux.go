@@ -26,6 +26,12 @@ type Options struct {
 	// caller's effective uid (Open only).
 	AllowForeignOwner bool
 
+	// ReadOnly opens the object for reading only (Open only): Map then
+	// maps it PROT_READ, and the object can be inspected without write
+	// permission. Role locks cannot be taken through it; LockHeld and
+	// HeldRange work.
+	ReadOnly bool
+
 	// Dir replaces Dir ("/dev/shm") as the directory holding the object.
 	// Empty means Dir. For tests on a private tmpfs.
 	Dir string
@@ -38,6 +44,11 @@ type Info struct {
 	UID     uint32
 	GID     uint32
 	ModTime time.Time
+	// Blocks is what the filesystem has allocated to the file, in 512-byte
+	// units (st_blocks): less than Size/512 for pages never touched or
+	// reserved. Create reserves every page, so a region made by the
+	// library has them all.
+	Blocks int64
 }
 
 // Object is one open shared-memory object: one open file description, kept
@@ -47,9 +58,10 @@ type Object struct {
 	name string // without the leading slash
 	path string
 
-	mu  sync.Mutex
-	fd  int    // -1 once closed
-	mem []byte // the mapping, nil when unmapped
+	mu       sync.Mutex
+	fd       int    // -1 once closed
+	mem      []byte // the mapping, nil when unmapped
+	readOnly bool
 }
 
 // Create creates the object called name with the given size and opens it.
@@ -179,7 +191,11 @@ func Open(name string, o Options) (*Object, error) {
 	}
 	path, _ := PathIn(o.Dir, base)
 
-	fd, err := openFile(path, unix.O_RDWR|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC|unix.O_NOCTTY, 0)
+	access := unix.O_RDWR
+	if o.ReadOnly {
+		access = unix.O_RDONLY
+	}
+	fd, err := openFile(path, access|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC|unix.O_NOCTTY, 0)
 	if err != nil {
 		switch {
 		case errors.Is(err, unix.ELOOP):
@@ -196,7 +212,7 @@ func Open(name string, o Options) (*Object, error) {
 		_ = unix.Close(fd)
 		return nil, err
 	}
-	return &Object{name: base, path: path, fd: fd}, nil
+	return &Object{name: base, path: path, fd: fd, readOnly: o.ReadOnly}, nil
 }
 
 // checkOpened verifies that fd is a regular file owned by the caller.
@@ -265,10 +281,35 @@ func (o *Object) Stat() (Info, error) {
 		UID:     st.Uid,
 		GID:     st.Gid,
 		ModTime: time.Unix(st.Mtim.Unix()),
+		Blocks:  st.Blocks,
 	}, nil
 }
 
-// Map maps the first size bytes of the object, shared and read-write, and
+// Linked reports whether the object's path still names this open file:
+// false once the name was unlinked, or unlinked and made again (another
+// file, or anything else, at the path). The check is lstat of the path
+// against fstat of the descriptor; an absent path is false, no error.
+func (o *Object) Linked() (bool, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if err := o.checkOpen("stat"); err != nil {
+		return false, err
+	}
+	var fst, pst unix.Stat_t
+	if err := unix.Fstat(o.fd, &fst); err != nil {
+		return false, fmt.Errorf("shm: stat %s: %w", o.path, err)
+	}
+	if err := ignoringEINTR(func() error { return unix.Lstat(o.path, &pst) }); err != nil {
+		if errors.Is(err, unix.ENOENT) {
+			return false, nil
+		}
+		return false, fmt.Errorf("shm: stat %s: %w", o.path, err)
+	}
+	return fst.Dev == pst.Dev && fst.Ino == pst.Ino, nil
+}
+
+// Map maps the first size bytes of the object, shared and read-write (read
+// only for an object opened ReadOnly), and
 // returns them. The file must be at least size bytes long (checked with
 // fstat; ErrTooSmall otherwise) and size must be positive. An Object holds
 // one mapping at a time (ErrAlreadyMapped); Unmap or Close releases it, after
@@ -292,7 +333,11 @@ func (o *Object) Map(size int) ([]byte, error) {
 	if int64(size) > st.Size {
 		return nil, fmt.Errorf("shm: map %s: %w: want %d bytes, file has %d", o.path, ErrTooSmall, size, st.Size)
 	}
-	mem, err := unix.Mmap(o.fd, 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	prot := unix.PROT_READ | unix.PROT_WRITE
+	if o.readOnly {
+		prot = unix.PROT_READ
+	}
+	mem, err := unix.Mmap(o.fd, 0, size, prot, unix.MAP_SHARED)
 	if err != nil {
 		return nil, fmt.Errorf("shm: map %s: mmap %d bytes: %w", o.path, size, err)
 	}

@@ -228,6 +228,43 @@ func TestStat(t *testing.T) {
 	}
 }
 
+func TestLinked(t *testing.T) {
+	name := uniqueName(t)
+	obj := mustCreate(t, name, 4096, Options{})
+	if ok, err := obj.Linked(); !ok || err != nil {
+		t.Fatalf("Linked of a fresh object = %v, %v", ok, err)
+	}
+	if err := Unlink(name); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := obj.Linked(); ok || err != nil {
+		t.Errorf("Linked after Unlink = %v, %v; want false, nil", ok, err)
+	}
+	// Another object made at the same name is not this one.
+	mustCreate(t, name, 4096, Options{})
+	if ok, err := obj.Linked(); ok || err != nil {
+		t.Errorf("Linked with another object at the name = %v, %v; want false, nil", ok, err)
+	}
+	// Nor is a symbolic link to it: the file moved away, a link in its place.
+	other := mustOpen(t, name, Options{})
+	moved := uniqueName(t)
+	if err := os.Rename(filepath.Join(Dir, name), filepath.Join(Dir, moved)); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join(Dir, moved), filepath.Join(Dir, name)); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := other.Linked(); ok || err != nil {
+		t.Errorf("Linked with a symbolic link to it at the name = %v, %v; want false, nil", ok, err)
+	}
+	if err := obj.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := obj.Linked(); !errors.Is(err, os.ErrClosed) {
+		t.Errorf("Linked after Close: %v, want os.ErrClosed", err)
+	}
+}
+
 func TestCreateDoesNotFollowSymlink(t *testing.T) {
 	link := uniqueName(t)
 	target := uniqueName(t)

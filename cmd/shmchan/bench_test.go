@@ -1,382 +1,20 @@
 package main
 
-// Tests of shmchan bench. They never assert a speed: they check that every
-// row is measured and reported, that the JSON and the chart are well
-// formed, that a damaged value is caught, and that nothing is left behind.
-// The peers are the real tool, binPath, which TestMain (tools_test.go)
-// builds: the test binary itself cannot be re-executed as a peer.
+// Tests of the bench command's flags, and of the real tool running the
+// bench with its peers (the bench itself is tested in internal/bench).
 
 import (
 	"bytes"
-	"context"
-	"encoding/json"
-	"encoding/xml"
-	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
-
-	"github.com/shmchan/shmchan"
-	"github.com/shmchan/shmchan/mq"
 )
 
-// benchUseTool makes the bench run binPath as its peer for this test.
-func benchUseTool(t *testing.T) {
-	t.Helper()
-	if binPath == "" {
-		t.Fatal("binPath is not set: TestMain should have built the tool")
-	}
-	old := benchPeerExe
-	benchPeerExe = binPath
-	t.Cleanup(func() { benchPeerExe = old })
-}
-
-// benchLeftovers lists (and removes) every region and queue that a bench
-// run by process pid left behind.
-func benchLeftovers(pid int) []string {
-	prefix := fmt.Sprintf("shmchan-bench-%d-", pid)
-	var left []string
-	ents, _ := os.ReadDir("/dev/shm")
-	for _, e := range ents {
-		if strings.HasPrefix(e.Name(), prefix) {
-			left = append(left, "/dev/shm/"+e.Name())
-			os.Remove("/dev/shm/" + e.Name())
-		}
-	}
-	// Queue names are prefix + kind + a sequence number; the doorbells of
-	// a WaitMQ region are its name + ".rx" and ".tx". Unlink succeeds only
-	// for a queue that is still there.
-	for k := 1; k <= 3000; k++ {
-		names := []string{fmt.Sprintf("%smq%d", prefix, k)}
-		for _, kind := range []string{"shm", "ping", "pong"} {
-			for _, suffix := range []string{".rx", ".tx"} {
-				names = append(names, fmt.Sprintf("%s%s%d%s", prefix, kind, k, suffix))
-			}
-		}
-		for _, n := range names {
-			if mq.Unlink(n) == nil {
-				left = append(left, "mq /"+n)
-			}
-		}
-	}
-	return left
-}
-
-func TestBenchQuick(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs the whole quick bench")
-	}
-	benchUseTool(t)
-	dir := t.TempDir()
-	jsonPath, chartPath := filepath.Join(dir, "bench.json"), filepath.Join(dir, "bench.svg")
-	var out, errb bytes.Buffer
-	code := benchMain([]string{"-quick", "-runs", "2", "-limit", "0", "-json", jsonPath, "-chart", chartPath}, &out, &errb)
-	if code != 0 {
-		t.Fatalf("bench -quick: exit %d\nstdout:\n%s\nstderr:\n%s", code, out.String(), errb.String())
-	}
-	table := out.String()
-	t.Logf("bench -quick -runs 2:\n%s", table)
-	for _, want := range []string{"Throughput, values per second", "Throughput, bytes per second", "Round trip of a 16-byte value", "Targets"} {
-		if !strings.Contains(table, want) {
-			t.Errorf("output has no %q", want)
-		}
-	}
-	for _, row := range benchRows() {
-		if !strings.Contains(table, "\n  "+row.name+" ") {
-			t.Errorf("the table has no row %q (%s)", row.name, row.key)
-		}
-	}
-	if strings.Contains(table, "not measured") {
-		t.Errorf("a target was not measured in a full quick run")
-	}
-
-	b, err := os.ReadFile(jsonPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var f benchJSONFile
-	if err := json.Unmarshal(b, &f); err != nil {
-		t.Fatalf("the JSON does not parse: %v\n%s", err, b)
-	}
-	seen := map[string]bool{}
-	for _, r := range f.Throughput {
-		seen[r.Key] = true
-		if r.NA != "" {
-			if r.MsgPerSec != nil {
-				t.Errorf("%s, %d B: n/a (%s) but has a rate", r.Key, r.Size, r.NA)
-			}
-			continue
-		}
-		if r.MsgPerSec == nil || r.MsgPerSec.Median <= 0 || len(r.MsgPerSec.Runs) != 2 || r.MBPerSec == nil {
-			t.Errorf("%s, %d B: no rate, or not 2 runs: %+v", r.Key, r.Size, r.MsgPerSec)
-		}
-	}
-	for _, l := range f.Latency {
-		seen[l.Key] = true
-		if l.P50ns == nil || l.P50ns.Median <= 0 || l.P999ns == nil || l.P999ns.Median < l.P50ns.Median {
-			t.Errorf("%s: bad percentiles %+v .. %+v", l.Key, l.P50ns, l.P999ns)
-		}
-	}
-	for _, row := range benchRows() {
-		if !seen[row.key] {
-			t.Errorf("the JSON has no transport %q", row.key)
-		}
-	}
-	if len(f.Targets) == 0 || f.Machine.CPUs == 0 || len(f.Config.Sizes) != 3 {
-		t.Errorf("JSON: %d targets, machine %+v, sizes %v", len(f.Targets), f.Machine, f.Config.Sizes)
-	}
-
-	svg, err := os.ReadFile(chartPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.HasPrefix(svg, []byte("<svg ")) {
-		t.Errorf("the chart does not start with <svg: %.40q", svg)
-	}
-	d := xml.NewDecoder(bytes.NewReader(svg))
-	rects := 0
-	for {
-		tok, err := d.Token()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatalf("the chart is not well-formed XML: %v", err)
-		}
-		if se, ok := tok.(xml.StartElement); ok && se.Name.Local == "rect" {
-			rects++
-		}
-	}
-	if rects < 20 {
-		t.Errorf("the chart has %d rectangles; expected a bar per measured cell", rects)
-	}
-
-	if left := benchLeftovers(os.Getpid()); len(left) > 0 {
-		t.Errorf("the bench left behind: %v", left)
-	}
-}
-
-func TestBenchCheck(t *testing.T) {
-	for _, size := range benchAllSizes {
-		words := size / 8
-		good := make([]uint64, words)
-		benchFill(good, 42)
-		if err := benchCheck(good, 42, true); err != nil {
-			t.Fatalf("%d B: a good value fails: %v", size, err)
-		}
-		// A stamped copy of another value is good too.
-		other := append([]uint64(nil), good...)
-		benchStamp(other, 43)
-		if err := benchCheck(other, 43, true); err != nil {
-			t.Fatalf("%d B: value 43 fails: %v", size, err)
-		}
-		damaged := func(name string, full bool, seq uint64, damage func(w []uint64)) {
-			t.Helper()
-			w := append([]uint64(nil), good...)
-			damage(w)
-			err := benchCheck(w, seq, full)
-			var ve *benchVerifyError
-			if !errors.As(err, &ve) {
-				t.Errorf("%d B, %s: benchCheck = %v, want a verification error", size, name, err)
-			}
-		}
-		damaged("wrong sequence number", false, 41, func([]uint64) {})
-		damaged("first word", false, 42, func(w []uint64) { w[0] ^= 1 })
-		damaged("last word", false, 42, func(w []uint64) { w[words-1] ^= 1 << 40 })
-		damaged("torn: head of 42, tail of 43", false, 42, func(w []uint64) { w[words-1] = other[words-1] })
-		damaged("all zero", false, 0, func(w []uint64) { clear(w) })
-		if m := benchMidIndex(words); m > 0 {
-			damaged("middle word", false, 42, func(w []uint64) { w[m] ^= 1 })
-			damaged("torn: middle of 43", false, 42, func(w []uint64) { w[m] = other[m] })
-		}
-		if words > 3 {
-			// A bulk word is checked only in a full check (every 256th value).
-			damaged("bulk word, full check", true, 42, func(w []uint64) { w[1] ^= 1 })
-			w := append([]uint64(nil), good...)
-			w[1] ^= 1
-			if err := benchCheck(w, 42, false); err != nil {
-				t.Errorf("%d B: a bulk word is not meant to be checked in a quick check: %v", size, err)
-			}
-		}
-	}
-}
-
-// TestBenchCatchesCorruption has each sender damage one value on purpose
-// and checks that the receiving side reports it, for every kind of receive
-// loop the bench has.
-func TestBenchCatchesCorruption(t *testing.T) {
-	benchUseTool(t)
-	e := &benchEnv{clean: newBenchCleaner(), stderr: io.Discard, corruptAt: 100}
-	e.cfg.budget, e.cfg.latBudget, e.cfg.latSamples = 20*time.Millisecond, 50*time.Millisecond, 1000
-	defer e.clean.all()
-	fds := func() int {
-		ents, _ := os.ReadDir("/proc/self/fd")
-		return len(ents)
-	}
-	fds0 := fds()
-	rows := map[string]*benchRow{}
-	for _, r := range benchRows() {
-		rows[r.key] = r
-	}
-	for _, key := range []string{"shm-futex", "shm-mqwait", "shm-batch", "shm-inplace", "posix-mq", "pipe", "unix-batch", "bare-ring", "gochan"} {
-		for _, size := range []int{16, 4 << 10} {
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			_, err := rows[key].run(ctx, e, size)
-			cancel()
-			var ve *benchVerifyError
-			if !errors.As(err, &ve) {
-				t.Errorf("%s, %d B, value 100 damaged: got %v, want a verification error", key, size, err)
-			} else if !strings.Contains(err.Error(), "value 100") {
-				t.Errorf("%s, %d B: the error does not name value 100: %v", key, size, err)
-			}
-		}
-	}
-	if left := benchLeftovers(os.Getpid()); len(left) > 0 {
-		t.Errorf("left behind: %v", left)
-	}
-	if n := fds(); n > fds0+4 {
-		t.Errorf("%d descriptors open before, %d after: the failed runs leak them", fds0, n)
-	}
-}
-
-// TestBenchVerificationFailsTheRun: a damaged value makes the whole bench
-// fail loudly, with a non-zero exit.
-func TestBenchVerificationFailsTheRun(t *testing.T) {
-	benchUseTool(t)
-	benchCorruptAt = 1000
-	defer func() { benchCorruptAt = 0 }()
-	var out, errb bytes.Buffer
-	code := benchMain([]string{"-only", "^shm-futex$", "-sizes", "16", "-runs", "1", "-time", "20ms"}, &out, &errb)
-	if code == 0 {
-		t.Fatalf("exit 0 with a damaged value\n%s\n%s", out.String(), errb.String())
-	}
-	if !strings.Contains(errb.String(), "verification failed") || !strings.Contains(errb.String(), "value 1000") {
-		t.Errorf("stderr does not say what failed:\n%s", errb.String())
-	}
-	if out.Len() != 0 {
-		t.Errorf("a table was printed for a failed run:\n%s", out.String())
-	}
-}
-
-// TestBenchInterrupt: Ctrl-C in the middle of a run removes every region
-// and queue the bench made, and exits 130.
-func TestBenchInterrupt(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs the bench for a while")
-	}
-	if binPath == "" {
-		t.Fatal("binPath is not set")
-	}
-	cmd := exec.Command(binPath, "bench", "-quick", "-runs", "100", "-v")
-	// The peers inherit the environment: the tag finds them in /proc.
-	tag := fmt.Sprintf("SHMCHAN_BENCH_TEST_TAG=%d-%d", os.Getpid(), time.Now().UnixNano())
-	cmd.Env = append(os.Environ(), tag)
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stdout = io.Discard
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	// Interrupt it once it is well into measuring (past the mq rows, which
-	// come early in each run), while it still has shared objects open.
-	lines := make(chan string, 1000)
-	go func() {
-		b := make([]byte, 0, 4096)
-		buf := make([]byte, 4096)
-		for {
-			n, err := stderr.Read(buf)
-			b = append(b, buf[:n]...)
-			for {
-				i := bytes.IndexByte(b, '\n')
-				if i < 0 {
-					break
-				}
-				lines <- string(b[:i])
-				b = b[i+1:]
-			}
-			if err != nil {
-				close(lines)
-				return
-			}
-		}
-	}()
-	seen := 0
-	deadline := time.After(60 * time.Second)
-wait:
-	for {
-		select {
-		case l, ok := <-lines:
-			if !ok {
-				break wait
-			}
-			if strings.Contains(l, "] ") {
-				seen++
-			}
-			if seen == 15 {
-				break wait
-			}
-		case <-deadline:
-			break wait
-		}
-	}
-	if err := cmd.Process.Signal(os.Interrupt); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		for range lines {
-		}
-	}()
-	err = cmd.Wait()
-	var ee *exec.ExitError
-	if !errors.As(err, &ee) || ee.ExitCode() != 130 {
-		t.Errorf("after SIGINT: %v, want exit status 130", err)
-	}
-	if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-		t.Errorf("killed by %v instead of exiting", ws.Signal())
-	}
-	if left := benchLeftovers(cmd.Process.Pid); len(left) > 0 {
-		t.Errorf("left behind after SIGINT: %v", left)
-	}
-	// Its peers are gone too (killed; give the kernel a moment to reap).
-	for try := 0; ; try++ {
-		var alive []string
-		procs, _ := filepath.Glob("/proc/[0-9]*/environ")
-		for _, p := range procs {
-			if b, err := os.ReadFile(p); err == nil && bytes.Contains(b, []byte(tag+"\x00")) {
-				alive = append(alive, p)
-			}
-		}
-		if len(alive) == 0 {
-			break
-		}
-		if try == 50 {
-			t.Errorf("peers still running after SIGINT: %v", alive)
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
 func TestBenchFlags(t *testing.T) {
-	for _, s := range []string{"16", "256", "4k", "64K", "1m", "1048576"} {
-		if _, err := benchParseSize(s); err != nil {
-			t.Errorf("benchParseSize(%q): %v", s, err)
-		}
-	}
-	for _, s := range []string{"", "17", "2m", "k", "-16"} {
-		if _, err := benchParseSize(s); err == nil {
-			t.Errorf("benchParseSize(%q) accepted", s)
-		}
-	}
 	var errb bytes.Buffer
 	if code := benchMain([]string{"-runs", "0"}, io.Discard, &errb); code != 2 {
 		t.Errorf("-runs 0: exit %d, want 2", code)
@@ -384,10 +22,13 @@ func TestBenchFlags(t *testing.T) {
 	if code := benchMain([]string{"extra"}, io.Discard, &errb); code != 2 {
 		t.Errorf("an extra argument: exit %d, want 2", code)
 	}
-	if cfg, _, ok := benchParseFlags([]string{"-quick"}, &errb); !ok || cfg.runs != 3 || cfg.limit != 15*time.Second || len(cfg.sizes) != 3 {
+	if code := benchMain([]string{"-sizes", "16,17"}, io.Discard, &errb); code != 2 {
+		t.Errorf("-sizes 16,17: exit %d, want 2", code)
+	}
+	if cfg, _, ok := benchParseFlags([]string{"-quick"}, &errb); !ok || cfg.Runs != 3 || cfg.Limit != 15*time.Second || len(cfg.Sizes) != 3 {
 		t.Errorf("-quick: %+v", cfg)
 	}
-	if cfg, _, ok := benchParseFlags([]string{"-quick", "-runs", "4", "-limit", "0", "-time", "10ms"}, &errb); !ok || cfg.runs != 4 || cfg.limit != 0 || cfg.budget != 10*time.Millisecond {
+	if cfg, _, ok := benchParseFlags([]string{"-quick", "-runs", "4", "-limit", "0", "-time", "10ms"}, &errb); !ok || cfg.Runs != 4 || cfg.Limit != 0 || cfg.Budget != 10*time.Millisecond {
 		t.Errorf("-quick with -runs, -limit, -time: %+v", cfg)
 	}
 	if code := benchMain([]string{"-h"}, io.Discard, &errb); code != 0 {
@@ -398,47 +39,26 @@ func TestBenchFlags(t *testing.T) {
 	}
 }
 
-// TestBenchCleaner: what the bench made is removed, and its children are
-// killed, by the cleaner that runs on return, on error and on a signal.
-func TestBenchCleaner(t *testing.T) {
-	e := &benchEnv{clean: newBenchCleaner(), stderr: io.Discard}
-	region := e.newName("shm")
-	e.clean.addShm(region)
-	c, err := shmchan.Create[[2]uint64](region, shmchan.WithWait(shmchan.WaitMQ))
-	if err != nil {
-		t.Fatal(err)
+// TestBenchPeers runs "shmchan bench" for two rows, a shmchan one and a
+// pipe one: the tool must start itself again as their peers.
+func TestBenchPeers(t *testing.T) {
+	var out, errb bytes.Buffer
+	cmd := exec.Command(binPath, "bench", "-only", "^(shm-futex|pipe)$", "-sizes", "16", "-runs", "1", "-time", "20ms")
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("shmchan bench: %v\nstdout:\n%s\nstderr:\n%s", err, out.String(), errb.String())
 	}
-	defer c.Close()
-	queue, q, err := benchMQCreate(e, 16)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer q.Close()
-	child := exec.Command("sleep", "60")
-	if err := child.Start(); err != nil {
-		t.Fatal(err)
-	}
-	e.clean.addProc(child.Process)
-
-	e.clean.all()
-
-	if _, err := os.Stat("/dev/shm/" + region); !errors.Is(err, fs.ErrNotExist) {
-		t.Errorf("region still there: %v", err)
-	}
-	for _, n := range []string{queue, region + ".rx", region + ".tx"} {
-		if err := mq.Unlink(n); !errors.Is(err, fs.ErrNotExist) {
-			t.Errorf("queue %s still there: %v", n, err)
+	for _, row := range []string{"shmchan, futex wait (default)", "pipe"} {
+		if !strings.Contains(out.String(), "\n  "+row+" ") {
+			t.Errorf("the table has no row %q:\n%s", row, out.String())
 		}
 	}
-	done := make(chan error, 1)
-	go func() { done <- child.Wait() }()
-	select {
-	case err := <-done:
-		if err == nil {
-			t.Error("the child exited normally: it was not killed")
+	prefix := fmt.Sprintf("shmchan-bench-%d-", cmd.Process.Pid)
+	ents, _ := os.ReadDir("/dev/shm")
+	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), prefix) {
+			t.Errorf("left behind: /dev/shm/%s", e.Name())
+			os.Remove("/dev/shm/" + e.Name())
 		}
-	case <-time.After(10 * time.Second):
-		child.Process.Kill()
-		t.Error("the child is still running")
 	}
 }

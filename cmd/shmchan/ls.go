@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -15,9 +14,17 @@ import (
 const lsUsage = `usage: shmchan ls [-json]
 
 Lists every shmchan region in /dev/shm: name, type (Go type name, codec
-and type fingerprint), mode (SPSC or MPSC), capacity, fill (values queued
-now), size, owner and permission bits, state, and the roles with their
-pids and whether each holder is alive (its role lock is held).
+and type fingerprint), mode (SPSC, MPSC, WORKQUEUE, or BROADCAST with its
+overflow policy: BROADCAST/wait-for-slowest, BROADCAST/drop-oldest),
+capacity, fill (values queued now; for a broadcast, the backlog of the
+slowest live receiver), size, owner and permission bits, state, and the
+roles with their pids and whether each holder is alive (its role lock is
+held). Many senders are numbered by entry (send#3). The receivers of a
+work queue or broadcast are numbered among the receiver entries (recv#0,
+recv#1, ...), with their positions: in a work queue the position a
+receiver holds ("claim 17": claimed, not yet received) or "idle"; in a
+broadcast its cursor (the next position it reads) and its lag (values
+sent that it has still to read), or "left" once it stopped receiving.
 
 Files in /dev/shm that are not shmchan regions are skipped. A region whose
 header does not validate is listed with what is wrong with it; 'shmchan
@@ -59,13 +66,13 @@ func runLs(args []string) int {
 // listRegions inspects every regular file in /dev/shm and keeps the
 // shmchan regions. Files that vanish meanwhile, cannot be opened, or have
 // another magic are left out.
-func listRegions() ([]*region, error) {
+func listRegions() ([]*regionInfo, error) {
 	names, err := shm.List(shmDir)
 	if err != nil {
 		return nil, err
 	}
 	attached := attachedPIDs()
-	regions := []*region{}
+	regions := []*regionInfo{}
 	for _, name := range names {
 		r, err := inspect(name)
 		if err != nil {
@@ -77,7 +84,7 @@ func listRegions() ([]*region, error) {
 	return regions, nil
 }
 
-func printLs(regions []*region) {
+func printLs(regions []*regionInfo) {
 	if len(regions) == 0 {
 		return
 	}
@@ -86,12 +93,13 @@ func printLs(regions []*region) {
 	for _, r := range regions {
 		typ, codec, fp, mode, capacity, fill := "?", "?", "?", "?", "?", "?"
 		if r.Valid {
-			typ, codec = orDash(r.hdr.TypeName), orDash(r.hdr.CodecName)
-			fp = fmt.Sprintf("%016x", r.hdr.Fingerprint)
-			mode = modeName(r.hdr.Mode)
-			capacity = fmt.Sprint(r.hdr.Capacity)
+			h := r.hdr()
+			typ, codec = orDash(h.TypeName), orDash(h.CodecName)
+			fp = hex64(h.Fingerprint)
+			mode = r.modeText()
+			capacity = fmt.Sprint(h.Capacity)
 			if r.Counters != nil {
-				if n, ok := r.Counters.fill(r.hdr.Capacity); ok {
+				if n, ok := r.fill(); ok {
 					fill = fmt.Sprint(n)
 				} else {
 					fill = "bad"
@@ -100,7 +108,7 @@ func printLs(regions []*region) {
 		}
 		var roles []string
 		for _, ro := range r.Roles {
-			roles = append(roles, ro.short(r.isMPSC()))
+			roles = append(roles, ro.short(r.multiSender()))
 		}
 		rolesText := strings.Join(roles, ", ")
 		if rolesText == "" {
@@ -118,25 +126,4 @@ func printLs(regions []*region) {
 			fmt.Printf("%s: %s\n", r.Name, r.Error)
 		}
 	}
-}
-
-// state is a one-word summary: open, closed (CloseSend was called),
-// damaged (does not validate), not-ready (creator not finished or dead).
-func state(r *region) string {
-	switch {
-	case errors.Is(r.err, errNotReady):
-		return "not-ready"
-	case !r.Valid:
-		return "damaged"
-	case r.Counters != nil && r.Counters.closed():
-		return "closed"
-	}
-	return "open"
-}
-
-func orDash(s string) string {
-	if s == "" {
-		return "-"
-	}
-	return s
 }

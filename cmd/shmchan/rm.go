@@ -8,7 +8,7 @@ import (
 	"os"
 	"strings"
 
-	"github.com/shmchan/shmchan"
+	"github.com/shmchan/shmchan/internal/region"
 	"github.com/shmchan/shmchan/shm"
 )
 
@@ -25,9 +25,16 @@ is refused unless -f is given. A file that is not a shmchan region is
 refused unless -f is given (then only the file is removed, no queues).
 
 -stale removes, instead of named regions, every region in /dev/shm that
-is stale: it validates, every role in it is dead or free, it is empty
-(everything sent was received), no process this user can see has it open,
-and it belongs to this user. It prints the name of each region it removes.
+is stale: it validates, every role in it (senders and receivers, every
+receiver entry of a work queue or broadcast included) is dead or free, it
+is empty (everything sent was received; a work queue's values held by
+dead receivers count as not received, as a new receiver would get them;
+a broadcast with no live receiver is empty, as a new one starts at the
+tail), no process this user can see has it open, and it belongs to this
+user. It prints the name of each region it removes.
+It also removes doorbell queues left without their region (both queues
+there, no region file; found only when /dev/mqueue is mounted), which
+would make a new Create of that name fail.
 Note that a process may have created a region and not yet have used it; if
 it does not keep it open (the library does), -stale cannot tell.
 
@@ -95,7 +102,7 @@ func rmOne(arg string, force bool) error {
 			return nil
 		}
 		return errors.New("no such region")
-	case errors.Is(err, errNotRegion):
+	case errors.Is(err, region.ErrNotRegion):
 		if !force {
 			return fmt.Errorf("%v (-f removes it anyway)", err)
 		}
@@ -107,7 +114,7 @@ func rmOne(arg string, force bool) error {
 		}
 		return unlink(name)
 	}
-	if r.anyHeld && !force {
+	if r.snap.AnyHeld && !force {
 		return fmt.Errorf("in use: %s (-f removes it anyway)", describeLive(r))
 	}
 	return unlink(name)
@@ -115,10 +122,14 @@ func rmOne(arg string, force bool) error {
 
 // describeLive says which roles are alive: "receiver pid 12 alive, sender
 // pid 13 alive".
-func describeLive(r *region) string {
+func describeLive(r *regionInfo) string {
 	var parts []string
 	for _, ro := range r.liveRoles() {
-		parts = append(parts, fmt.Sprintf("%s pid %d alive", ro.Role, ro.PID))
+		role := ro.Role
+		if ro.Consumer != nil {
+			role = fmt.Sprintf("receiver#%d", *ro.Consumer)
+		}
+		parts = append(parts, fmt.Sprintf("%s pid %d alive", role, ro.PID))
 	}
 	if len(parts) == 0 {
 		return "a role lock is held"
@@ -126,10 +137,9 @@ func describeLive(r *region) string {
 	return strings.Join(parts, ", ")
 }
 
-// unlink removes a region and its doorbells, with errors stripped of the
-// library's prefix (the caller prints the name).
+// unlink removes a region and its doorbells (the caller prints the name).
 func unlink(name string) error {
-	err := shmchan.Unlink(name)
+	err := region.Unlink(name)
 	if err == nil {
 		return nil
 	}
@@ -155,12 +165,12 @@ func unlinkFileOnly(name string) error {
 }
 
 // isStale reports whether r may be removed by rm -stale, and if not, why.
-func isStale(r *region) (bool, string) {
+func isStale(r *regionInfo) (bool, string) {
 	euid := uint32(os.Geteuid())
 	switch {
 	case !r.Valid:
 		return false, "does not validate"
-	case r.anyHeld:
+	case r.snap.AnyHeld:
 		return false, "has a live role"
 	case r.Counters == nil:
 		return false, "no counters"
@@ -169,7 +179,7 @@ func isStale(r *region) (bool, string) {
 	case euid != 0 && r.UID != euid:
 		return false, "belongs to another user"
 	}
-	if n, ok := r.Counters.fill(r.hdr.Capacity); !ok || n != 0 {
+	if n, ok := r.fill(); !ok || n != 0 {
 		return false, "not empty"
 	}
 	return true, ""
@@ -205,6 +215,9 @@ func rmStale(prefix string, dry bool) int {
 			continue
 		}
 		fmt.Printf("removed %s\n", name)
+	}
+	if rmStaleBells(prefix, dry) != 0 {
+		status = 1
 	}
 	return status
 }

@@ -18,9 +18,18 @@ Shows everything about one region: the file (size, owner, permission
 bits), every header field and whether the header validates (and if not,
 exactly what is wrong), the indices and fill, the counters (sent,
 received, abandoned, sleeps and wake-ups), the role entries (pid, process
-start time, since when, alive or dead, takeovers, values sent), the
-doorbell queues of a region that waits on message queues, and the
-processes that have the region open. The region is only read.
+start time, since when, alive or dead, takeovers, values sent or
+received, and for the receivers of a work queue or broadcast their
+position), the doorbell queues of a region that waits on message queues,
+and the processes that have the region open. The region is only read.
+
+A work queue's receivers compete for values: the claim head is how many
+positions they took, a receiver's position "claim P" the one it holds
+(taken, not yet received; if it dies, another receiver gets it), "idle"
+none. A broadcast's receivers each read every value: a receiver's
+position is its cursor (the next position it reads) and lag (tail -
+cursor: values it has still to read; with drop-oldest, more than the
+capacity means values it will miss), or "left" once it stopped.
 
 NAME is the region's name, with or without a leading slash, or its path
 in /dev/shm.
@@ -70,7 +79,16 @@ func runStat(args []string) int {
 	return 0
 }
 
-func printStat(w io.Writer, r *region) {
+// claimedText says what a work queue's claim head means: "3 being
+// received, 2 unclaimed".
+func claimedText(head, claimHead, tail uint64) string {
+	if head > claimHead || claimHead > tail {
+		return fmt.Sprintf("IMPOSSIBLE: head %d, claim head %d, tail %d", head, claimHead, tail)
+	}
+	return fmt.Sprintf("%d being received, %d unclaimed", claimHead-head, tail-claimHead)
+}
+
+func printStat(w io.Writer, r *regionInfo) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	line := func(key, format string, args ...any) {
 		fmt.Fprintf(tw, "  %s\t%s\n", key, fmt.Sprintf(format, args...))
@@ -90,19 +108,25 @@ func printStat(w io.Writer, r *region) {
 	}
 	line("ready", "%s", yesNo(r.Ready))
 
-	if h := r.Raw; h != nil {
+	if h := r.snap.Stored; h != nil {
 		section("header")
 		line("magic", "%q", h.Magic)
 		line("version", "%d (this tool reads %d)", h.Version, layout.Version)
 		line("mode", "%s", modeName(h.Mode))
-		line("wait", "%s", waitName(h.Wait))
+		line("wait", "%s", h.Wait)
 		line("capacity", "%d slots", h.Capacity)
 		line("max message", "%d bytes", h.MaxMsg)
 		line("slot size", "%d bytes", h.SlotSize)
 		line("producers", "%d sender entr%s", h.Producers, plural(uint64(h.Producers), "y", "ies"))
+		if h.Mode.FanOut() || h.Consumers != 0 {
+			line("consumers", "%d receiver entr%s", h.Consumers, plural(uint64(h.Consumers), "y", "ies"))
+		}
+		if h.Mode == layout.ModeBroadcast || h.Overflow != 0 {
+			line("overflow", "%s", h.Overflow)
+		}
 		line("flags", "%s", flagNames(h.Flags))
-		line("type", "%s", orDash(h.TypeName))
-		line("codec", "%s", orDash(h.CodecName))
+		line("type", "%s", orDash(printable(h.TypeName)))
+		line("codec", "%s", orDash(printable(h.CodecName)))
 		line("fingerprint", "%016x", h.Fingerprint)
 		line("data offset", "%d", h.DataOffset)
 		line("total size", "%d bytes", h.TotalSize)
@@ -121,18 +145,40 @@ func printStat(w io.Writer, r *region) {
 
 	if c := r.Counters; c != nil {
 		section("indices")
-		line("tail", "%d%s", c.sent(), ifThen(c.closed(), " (closed for sending)", ""))
-		line("head", "%d", c.Head)
+		line("tail", "%d%s", c.Sent, ifThen(c.Closed, " (closed for sending)", ""))
+		bcast := r.Valid && r.hdr().Mode == layout.ModeBroadcast
+		if bcast {
+			// Each receiver has its own cursor; head is a statistic.
+			line("head", "%d (lowest bound a sender saw; receivers' cursors are below)", c.Head)
+		} else {
+			line("head", "%d", c.Head)
+		}
+		if c.ClaimHead != nil {
+			line("claim head", "%d (%s)", *c.ClaimHead, claimedText(c.Head, *c.ClaimHead, c.Sent))
+		}
 		if r.Valid {
-			if n, ok := c.fill(r.hdr.Capacity); ok {
-				line("fill", "%d of %d", n, r.hdr.Capacity)
-			} else {
-				line("fill", "IMPOSSIBLE: head %d, tail %d, capacity %d", c.Head, c.sent(), r.hdr.Capacity)
+			n, ok := r.fill()
+			switch {
+			case ok && bcast:
+				line("fill", "%d of %d (backlog of the slowest live receiver)", n, r.hdr().Capacity)
+			case ok:
+				line("fill", "%d of %d", n, r.hdr().Capacity)
+			case bcast:
+				line("fill", "IMPOSSIBLE: a receiver's cursor is ahead of tail %d or more than capacity %d behind it", c.Sent, r.hdr().Capacity)
+			default:
+				line("fill", "IMPOSSIBLE: head %d, tail %d, capacity %d", c.Head, c.Sent, r.hdr().Capacity)
 			}
 		}
 		section("counters")
-		line("sent", "%d", c.sent())
-		line("received", "%d", c.received())
+		line("sent", "%d", c.Sent)
+		if bcast {
+			line("received", "each receiver's own count, under roles")
+		} else {
+			line("received", "%d", c.Head)
+		}
+		if c.Lagged != nil {
+			line("lagged", "%d (values receivers missed, summed over them)", *c.Lagged)
+		}
 		line("abandoned", "%d", c.Abandoned)
 		line("receiver sleeps", "%d", c.RecvSleeps)
 		line("sender sleeps", "%d", c.SendSleeps)
@@ -140,8 +186,12 @@ func printStat(w io.Writer, r *region) {
 		line("wakes by receiver", "%d", c.ReceiverWakes)
 		// A single sleeper's waiting word holds 1 + the futex value it
 		// sleeps on (layout/FORMAT.md, Waiting): show it as yes/no.
-		line("receiver waiting", "%s (word %d)", yesNo(c.RecvWaiting != 0), c.RecvWaiting)
-		if r.Valid && r.hdr.Mode == layout.ModeMPSC {
+		if r.fanOut() {
+			line("receivers waiting", "%d", c.RecvWaiting)
+		} else {
+			line("receiver waiting", "%s (word %d)", yesNo(c.RecvWaiting != 0), c.RecvWaiting)
+		}
+		if r.multiSender() {
 			line("senders waiting", "%d", c.SendWaiters)
 		} else {
 			line("sender waiting", "%s (word %d)", yesNo(c.SendWaiters != 0), c.SendWaiters)
@@ -154,19 +204,22 @@ func printStat(w io.Writer, r *region) {
 		fmt.Fprintln(w, "  none taken")
 	} else {
 		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "  ENTRY\tROLE\tPID\tSTATE\tSINCE\tSTART(ticks)\tSENT\tTAKEOVERS\tSLEEPING")
+		fmt.Fprintln(tw, "  ENTRY\tROLE\tPID\tSTATE\tSINCE\tSTART(ticks)\tVALUES\tTAKEOVERS\tSLEEPING\tPOSITION")
 		for _, ro := range r.Roles {
-			sent := "-" // SPSC: the tail is the count
-			if ro.Role == "sender" && r.isMPSC() {
-				sent = fmt.Sprint(ro.Sent)
+			role, values := ro.Role, "-" // SPSC: the tail and head are the counts
+			switch {
+			case ro.Received != nil:
+				role, values = fmt.Sprintf("receiver#%d", *ro.Consumer), fmt.Sprint(*ro.Received)
+			case ro.Role == "sender" && r.multiSender():
+				values = fmt.Sprint(ro.Sent)
 			}
-			fmt.Fprintf(tw, "  %d\t%s\t%d\t%s\t%s\t%d\t%s\t%d\t%s\n",
-				ro.Entry, ro.Role, ro.PID, ro.State, fmtTime(ro.Since), ro.Start, sent, ro.Takeovers, yesNo(ro.Sleeping))
+			fmt.Fprintf(tw, "  %d\t%s\t%d\t%s\t%s\t%d\t%s\t%d\t%s\t%s\n",
+				ro.Entry, role, ro.PID, ro.State, fmtTime(ro.Since), ro.Start, values, ro.Takeovers, yesNo(ro.Sleeping), orDash(ro.position()))
 		}
 		tw.Flush()
 	}
 
-	if r.Valid && r.hdr.Wait == layout.WaitMQ {
+	if r.Valid && r.hdr().Wait == layout.WaitMQ {
 		fmt.Fprintln(w, "doorbells")
 		for _, b := range r.Bells {
 			switch {
@@ -191,29 +244,3 @@ func printStat(w io.Writer, r *region) {
 		fmt.Fprintf(w, "  pids %s\n", strings.Join(pids, " "))
 	}
 }
-
-func flagNames(f uint32) string {
-	var names []string
-	if f&layout.FlagRaw != 0 {
-		names = append(names, "raw")
-		f &^= layout.FlagRaw
-	}
-	if f != 0 {
-		names = append(names, fmt.Sprintf("unknown %#x", f))
-	}
-	if len(names) == 0 {
-		return "none"
-	}
-	return strings.Join(names, ", ")
-}
-
-func yesNo(b bool) string { return ifThen(b, "yes", "no") }
-
-func ifThen(b bool, yes, no string) string {
-	if b {
-		return yes
-	}
-	return no
-}
-
-func plural(n uint64, one, many string) string { return ifThen(n == 1, one, many) }

@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/shmchan/shmchan"
+	"github.com/shmchan/shmchan/internal/region"
 	"github.com/shmchan/shmchan/layout"
 	"github.com/shmchan/shmchan/mq"
 )
@@ -110,11 +111,18 @@ func leftovers() []string {
 
 // toolsHelper is a helper process's main.
 //
-//	hold NAME ROLES N [mq]: open or create NAME (capacity 64); with "send"
-//	  in ROLES send N values, with "recv" in ROLES receive N values (or, for
-//	  N = 0, take the receiver role with a TryRecv); print "ready"; then with
+//	hold NAME ROLES N [OPTION...]: open or create NAME (capacity 64); with
+//	  "join" in ROLES take the receiver role with a TryRecv first (a
+//	  broadcast receiver joins there); with "send" in ROLES send N values,
+//	  with "recv" in ROLES receive N values (or, for N = 0, take the
+//	  receiver role with a TryRecv; a broadcast's lag errors are skipped);
+//	  with "hold" in ROLES then start one more RecvFunc and stay inside it
+//	  (a work-queue receiver holding a claim); print "ready"; then with
 //	  "exit" in ROLES exit at once, without closing (the roles' holder is
-//	  dead), else keep everything until standard input closes.
+//	  dead), else keep everything until standard input closes. OPTIONs:
+//	  "mq" waits on message queues; "wq" makes a work queue, "bcast" a
+//	  wait-for-slowest broadcast, "drop" a drop-oldest one (with many
+//	  senders and 4 receiver entries).
 func toolsHelper(mode string, args []string) int {
 	fail := func(err error) int {
 		fmt.Fprintf(os.Stderr, "helper %s: %v\n", mode, err)
@@ -126,14 +134,30 @@ func toolsHelper(mode string, args []string) int {
 	name, roles := args[0], args[1]
 	n, _ := strconv.Atoi(args[2])
 	opts := []shmchan.Option{shmchan.WithCapacity(64)}
-	if len(args) > 3 && args[3] == "mq" {
-		opts = append(opts, shmchan.WithWait(shmchan.WaitMQ))
+	for _, o := range args[3:] {
+		switch o {
+		case "mq":
+			opts = append(opts, shmchan.WithWait(shmchan.WaitMQ))
+		case "wq":
+			opts = append(opts, shmchan.WithMultiConsumer(), shmchan.WithMultiProducer(), shmchan.WithConsumers(4), shmchan.WithProducers(4))
+		case "bcast":
+			opts = append(opts, shmchan.WithBroadcast(shmchan.WaitForSlowest), shmchan.WithMultiProducer(), shmchan.WithConsumers(4), shmchan.WithProducers(4))
+		case "drop":
+			opts = append(opts, shmchan.WithBroadcast(shmchan.DropOldest), shmchan.WithMultiProducer(), shmchan.WithConsumers(4), shmchan.WithProducers(4))
+		default:
+			return fail(fmt.Errorf("unknown option %q", o))
+		}
 	}
 	c, err := shmchan.OpenOrCreate[rec](name, opts...)
 	if err != nil {
 		return fail(err)
 	}
 	ctx := context.Background()
+	if strings.Contains(roles, "join") {
+		if _, err := c.TryRecv(); !errors.Is(err, shmchan.ErrEmpty) {
+			return fail(fmt.Errorf("TryRecv: %v", err))
+		}
+	}
 	if strings.Contains(roles, "send") {
 		for i := range n {
 			if err := c.Send(ctx, rec{Seq: uint64(i)}); err != nil {
@@ -147,17 +171,32 @@ func toolsHelper(mode string, args []string) int {
 				return fail(fmt.Errorf("TryRecv: %v", err))
 			}
 		}
-		for range n {
-			if _, err := c.Recv(ctx); err != nil {
+		for got := 0; got < n; {
+			_, err := c.Recv(ctx)
+			switch {
+			case errors.Is(err, shmchan.ErrLagged):
+			case err != nil:
 				return fail(err)
+			default:
+				got++
 			}
 		}
 	}
-	fmt.Println("ready")
-	if strings.Contains(roles, "exit") {
-		return 0 // no Close: the kernel drops the role locks, the pids stay
+	ready := func() int {
+		fmt.Println("ready")
+		if strings.Contains(roles, "exit") {
+			os.Exit(0) // no Close: the kernel drops the role locks, the pids stay
+		}
+		io.Copy(io.Discard, os.Stdin)
+		return 0
 	}
-	io.Copy(io.Discard, os.Stdin)
+	if strings.Contains(roles, "hold") {
+		if err := c.RecvFunc(ctx, func(*rec) { ready() }); err != nil {
+			return fail(err)
+		}
+	} else {
+		ready()
+	}
 	c.Close()
 	return 0
 }
@@ -185,7 +224,10 @@ func startHolder(t *testing.T, args ...string) int {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	// A helper that never gets ready is killed, so a test cannot hang.
+	timer := time.AfterFunc(20*time.Second, func() { cmd.Process.Kill() })
 	line, err := bufio.NewReader(stdout).ReadString('\n')
+	timer.Stop()
 	if err != nil || strings.TrimSpace(line) != "ready" {
 		cmd.Process.Kill()
 		cmd.Wait()
@@ -353,7 +395,7 @@ func TestStat(t *testing.T) {
 		for _, re := range []string{
 			`valid\s+yes`,
 			`magic\s+"SHMCHAN\\x00"`,
-			`version\s+1 `,
+			`version\s+2 `,
 			`mode\s+SPSC`,
 			`wait\s+futex`,
 			`capacity\s+64 slots`,
@@ -606,6 +648,49 @@ func TestWatch(t *testing.T) {
 	}
 }
 
+// watch notices that the name was removed under it, and stops with exit
+// status 0 on an interrupt.
+func TestWatchUnlinked(t *testing.T) {
+	name := newName(t)
+	busyRegion(t, name)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, binPath, "watch", "-interval", "20ms", name)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var errOut strings.Builder
+	cmd.Stderr = &errOut
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(stdout)
+	lines, unlinked := 0, false
+	for !unlinked && sc.Scan() {
+		lines++
+		l := sc.Text()
+		unlinked = strings.Contains(l, ", unlinked")
+		if lines == 2 { // the heading and one line, before the name goes
+			if unlinked {
+				t.Errorf("watch says unlinked before it was: %q", l)
+			}
+			if err := shmchan.Unlink(name); err != nil {
+				t.Error(err)
+			}
+		}
+	}
+	cmd.Process.Signal(os.Interrupt)
+	io.Copy(io.Discard, stdout)
+	err = cmd.Wait()
+	if !unlinked {
+		t.Errorf("watch never said the region was unlinked (%d lines, %s)", lines, errOut.String())
+	}
+	if err != nil {
+		t.Errorf("watch after an interrupt: %v, %s", err, errOut.String())
+	}
+}
+
 func TestRm(t *testing.T) {
 	name := newName(t)
 	helper := startHolder(t, name, "recv", "0")
@@ -710,23 +795,314 @@ func TestHelpAndUsage(t *testing.T) {
 func TestTruncatedUnderMapping(t *testing.T) {
 	name := newName(t)
 	quietRegion(t, name)
-	h, err := openHandle(name)
+	v, err := region.OpenView(name)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer h.close()
+	defer v.Close()
 	if err := os.Truncate("/dev/shm/"+name, 0); err != nil {
 		t.Fatal(err)
 	}
-	r := &region{}
-	if err := r.read(h); err != nil {
+	s, err := v.Snapshot()
+	if err != nil {
 		t.Fatal(err)
 	}
-	if r.Valid || !errors.Is(r.err, shmchan.ErrCorrupt) || !strings.Contains(r.err.Error(), "memory fault") {
-		t.Errorf("read of a truncated mapping: valid %v, err %v", r.Valid, r.err)
+	if r := infoOf(s); r.Valid || !errors.Is(s.Err, shmchan.ErrCorrupt) || !strings.Contains(r.Error, "memory fault") {
+		t.Errorf("read of a truncated mapping: valid %v, err %v", r.Valid, s.Err)
 	}
-	w := &watcher{h: h}
+	w := &watcher{v: v}
 	if _, err := w.sample(); err == nil || !strings.Contains(err.Error(), "truncated") {
 		t.Errorf("watch sample of a truncated mapping: %v", err)
 	}
+}
+
+// fanOpts are the options the "wq", "bcast" and "drop" helpers use.
+func fanOpts(kind string) []shmchan.Option {
+	o := []shmchan.Option{shmchan.WithCapacity(64), shmchan.WithMultiProducer(), shmchan.WithProducers(4), shmchan.WithConsumers(4)}
+	switch kind {
+	case "wq":
+		return append(o, shmchan.WithMultiConsumer())
+	case "bcast":
+		return append(o, shmchan.WithBroadcast(shmchan.WaitForSlowest))
+	}
+	return append(o, shmchan.WithBroadcast(shmchan.DropOldest))
+}
+
+// fanChannel creates a work queue or broadcast region and sends n values
+// into it from the test process (sender entry 1).
+func fanChannel(t *testing.T, name, kind string, n int) *shmchan.Chan[rec] {
+	t.Helper()
+	c, err := shmchan.Create[rec](name, fanOpts(kind)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	send(t, c, n)
+	return c
+}
+
+func send(t *testing.T, c *shmchan.Chan[rec], n int) {
+	t.Helper()
+	for i := range n {
+		if err := c.TrySend(rec{Seq: uint64(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// matchAll reports every regular expression of res that out lacks.
+func matchAll(t *testing.T, what, out string, res ...string) {
+	t.Helper()
+	for _, re := range res {
+		if !regexp.MustCompile(re).MatchString(out) {
+			t.Errorf("%s: no match for %s in:\n%s", what, re, out)
+		}
+	}
+}
+
+// A work queue: receivers by their entries, the one that holds a claim,
+// the idle one, the dead one still holding its claim (until another
+// receiver rescues it).
+func TestWorkQueue(t *testing.T) {
+	name := newName(t)
+	fanChannel(t, name, "wq", 10)
+	me := os.Getpid()
+	idle := startHolder(t, name, "recv", "3", "wq")         // 0, 1, 2: receiver entry 0
+	holding := startHolder(t, name, "recv-hold", "1", "wq") // 3, then holds 4: entry 1
+	dead := startHolder(t, name, "hold-exit", "0", "wq")    // holds 5 and dies: entry 2
+
+	out, _, code := tool(t, "ls")
+	f := lsLine(t, out, name)
+	if code != 0 || f[4] != "WORKQUEUE" || f[6] != "6" {
+		t.Errorf("ls of a work queue: exit %d, %q; want WORKQUEUE, fill 6 (10 sent, 4 received)", code, f)
+	}
+	roles := strings.Join(f[11:], " ")
+	want := fmt.Sprintf("send#1 %d alive, recv#0 %d alive idle, recv#1 %d alive claim 4, recv#2 %d dead claim 5", me, idle, holding, dead)
+	if roles != want {
+		t.Errorf("ls roles %q, want %q", roles, want)
+	}
+
+	out, _, code = tool(t, "stat", name)
+	if code != 0 {
+		t.Errorf("stat: exit %d", code)
+	}
+	matchAll(t, "stat", out,
+		`mode\s+WORKQUEUE\n`, `consumers\s+4 receiver entries`, `flags\s+raw, multi-producer\n`,
+		`tail\s+10\n`, `head\s+4\n`, `claim head\s+6 \(2 being received, 4 unclaimed\)`, `fill\s+6 of 64\n`,
+		fmt.Sprintf(`1\s+sender\s+%d\s+alive\s.*\s10\s+0\s+no\s+-\n`, me),
+		fmt.Sprintf(`5\s+receiver#0\s+%d\s+alive\s.*\s3\s+0\s+(yes|no)\s+idle\n`, idle),
+		fmt.Sprintf(`6\s+receiver#1\s+%d\s+alive\s.*\s1\s+0\s+no\s+claim 4\n`, holding),
+		fmt.Sprintf(`7\s+receiver#2\s+%d\s+dead\s.*\s0\s+0\s+no\s+claim 5\n`, dead),
+	)
+	out, _, _ = tool(t, "stat", "-json", name)
+	var r struct {
+		Header struct {
+			Mode      string
+			Consumers uint32
+			Overflow  *string
+		}
+		Counters struct {
+			ClaimHead *uint64 `json:"claim_head"`
+			Lagged    *uint64
+		}
+		Roles []struct {
+			Role            string
+			PID             int
+			Consumer        *int
+			Received, Claim *uint64
+			Joined          *bool
+			Cursor, Lag     *uint64
+		}
+	}
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
+		t.Fatalf("stat -json: %v\n%s", err, out)
+	}
+	if r.Header.Mode != "WORKQUEUE" || r.Header.Consumers != 4 || r.Header.Overflow != nil ||
+		r.Counters.ClaimHead == nil || *r.Counters.ClaimHead != 6 || r.Counters.Lagged != nil || len(r.Roles) != 4 {
+		t.Fatalf("stat -json: %s", out)
+	}
+	for i, w := range []struct {
+		pid, consumer   int
+		received, claim int64 // -1: absent
+	}{{me, -1, -1, -1}, {idle, 0, 3, -1}, {holding, 1, 1, 4}, {dead, 2, 0, 5}} {
+		ro := r.Roles[i]
+		opt := func(p *uint64) int64 {
+			if p == nil {
+				return -1
+			}
+			return int64(*p)
+		}
+		c := -1
+		if ro.Consumer != nil {
+			c = *ro.Consumer
+		}
+		if ro.PID != w.pid || c != w.consumer || opt(ro.Received) != w.received || opt(ro.Claim) != w.claim ||
+			ro.Joined != nil || ro.Cursor != nil || ro.Lag != nil {
+			t.Errorf("stat -json role %d: %+v, want %+v", i, ro, w)
+		}
+	}
+
+	out, _, code = tool(t, "watch", "-interval", "50ms", "-n", "1", name)
+	wantRoles := "2/4 recv alive, 1 sender [#0 idle, #1 claim 4, #2 dead claim 5]"
+	if lines := strings.Split(strings.TrimSpace(out), "\n"); code != 0 || len(lines) != 2 ||
+		!strings.HasSuffix(lines[1], wantRoles) || strings.Fields(lines[1])[3] != "6" || strings.Fields(lines[1])[8] != "4" {
+		t.Errorf("watch: exit %d, want fill 6, received 4 and %q in:\n%s", code, wantRoles, out)
+	}
+
+	_, errOut, code := tool(t, "rm", name)
+	if want := fmt.Sprintf("receiver#0 pid %d alive, receiver#1 pid %d alive", idle, holding); code != 1 || !strings.Contains(errOut, want) || !exists(name) {
+		t.Errorf("rm of a live work queue: exit %d, %q, want %q", code, errOut, want)
+	}
+}
+
+// A broadcast: every receiver has a cursor and a lag; the fill is the
+// slowest live one's backlog; a dead receiver still joined is shown so.
+func TestBroadcast(t *testing.T) {
+	name := newName(t)
+	c := fanChannel(t, name, "bcast", 0)
+	me := os.Getpid()
+	slow := startHolder(t, name, "recv", "0", "bcast") // joins at 0: entry 0
+	send(t, c, 5)
+	mid := startHolder(t, name, "recv", "0", "bcast") // joins at 5: entry 1
+	send(t, c, 3)
+	left, err := shmchan.Open[rec](name) // joins at 8: entry 2
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := left.TryRecv(); !errors.Is(err, shmchan.ErrEmpty) {
+		t.Fatal(err)
+	}
+	dead := startHolder(t, name, "recv-exit", "0", "bcast") // joins at 8, dies: entry 3
+	left.Close()                                            // leaves: entry 2 is free again
+
+	out, _, code := tool(t, "ls")
+	f := lsLine(t, out, name)
+	if code != 0 || f[4] != "BROADCAST/wait-for-slowest" || f[6] != "8" {
+		t.Errorf("ls of a broadcast: exit %d, %q; want BROADCAST/wait-for-slowest, fill 8", code, f)
+	}
+	roles := strings.Join(f[11:], " ")
+	want := fmt.Sprintf("send#1 %d alive, recv#0 %d alive cursor 0 lag 8, recv#1 %d alive cursor 5 lag 3, recv#3 %d dead cursor 8 lag 0", me, slow, mid, dead)
+	if roles != want {
+		t.Errorf("ls roles %q, want %q", roles, want)
+	}
+	out, _, _ = tool(t, "stat", name)
+	matchAll(t, "stat", out,
+		`mode\s+BROADCAST\n`, `consumers\s+4 receiver entries`, `overflow\s+wait-for-slowest\n`,
+		`tail\s+8\n`, `fill\s+8 of 64 \(backlog of the slowest live receiver\)`, `lagged\s+0 `,
+		fmt.Sprintf(`5\s+receiver#0\s+%d\s+alive\s.*\s0\s+0\s+(yes|no)\s+cursor 0 lag 8\n`, slow),
+		fmt.Sprintf(`6\s+receiver#1\s+%d\s+alive\s.*\s0\s+0\s+(yes|no)\s+cursor 5 lag 3\n`, mid),
+		fmt.Sprintf(`8\s+receiver#3\s+%d\s+dead\s.*\s0\s+0\s+(yes|no)\s+cursor 8 lag 0\n`, dead),
+	)
+	if strings.Contains(out, "receiver#2") {
+		t.Errorf("stat lists the receiver that left:\n%s", out)
+	}
+	out, _, code = tool(t, "watch", "-interval", "50ms", "-n", "1", name)
+	wantRoles := "2/4 recv alive, 1 sender [#0 lag 8, #1 lag 3, #3 dead lag 0]"
+	if lines := strings.Split(strings.TrimSpace(out), "\n"); code != 0 || len(lines) != 2 ||
+		!strings.HasSuffix(lines[1], wantRoles) || strings.Fields(lines[1])[3] != "8" {
+		t.Errorf("watch: exit %d, want fill 8 and %q in:\n%s", code, wantRoles, out)
+	}
+}
+
+// Drop-oldest: a lag past the capacity, the lagged count once a receiver
+// noticed, and a receiver that left.
+func TestDropOldest(t *testing.T) {
+	name := newName(t)
+	c := fanChannel(t, name, "drop", 0)
+	r1, err := shmchan.Open[rec](name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r1.Close()
+	r2, err := shmchan.Open[rec](name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r2.Close()
+	for _, r := range []*shmchan.Chan[rec]{r1, r2} {
+		if _, err := r.TryRecv(); !errors.Is(err, shmchan.ErrEmpty) {
+			t.Fatal(err)
+		}
+	}
+	send(t, c, 100) // 36 more than fit
+	var lag *shmchan.LagError
+	if _, err := r2.TryRecv(); !errors.As(err, &lag) || lag.Missed != 36 {
+		t.Fatalf("TryRecv after 100 values: %v, want 36 missed", err)
+	}
+	for range 4 {
+		if _, err := r2.TryRecv(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out, _, code := tool(t, "ls")
+	f := lsLine(t, out, name)
+	roles := strings.Join(f[11:], " ")
+	want := fmt.Sprintf("recv#0 %d alive cursor 0 lag 100, recv#1 %d alive cursor 40 lag 60", os.Getpid(), os.Getpid())
+	if code != 0 || f[4] != "BROADCAST/drop-oldest" || f[6] != "64" || !strings.HasSuffix(roles, want) {
+		t.Errorf("ls: exit %d, %q; want BROADCAST/drop-oldest, fill 64 and %q", code, f, want)
+	}
+	out, _, _ = tool(t, "stat", name)
+	matchAll(t, "stat", out, `overflow\s+drop-oldest\n`, `lagged\s+36 `, `fill\s+64 of 64 `, `receiver#1\s.*\s4\s+0\s+no\s+cursor 40 lag 60\n`)
+	r2.Close() // leaves
+	out, _, _ = tool(t, "stat", "-json", name)
+	var s struct {
+		Fill     uint64
+		Counters struct{ Lagged *uint64 }
+		Roles    []struct {
+			Consumer *int
+			Joined   *bool
+			Lag      *uint64
+		}
+	}
+	if err := json.Unmarshal([]byte(out), &s); err != nil {
+		t.Fatal(err)
+	}
+	if s.Fill != 64 || s.Counters.Lagged == nil || *s.Counters.Lagged != 36 || len(s.Roles) != 2 ||
+		s.Roles[1].Consumer == nil || *s.Roles[1].Consumer != 0 || s.Roles[1].Joined == nil || !*s.Roles[1].Joined ||
+		s.Roles[1].Lag == nil || *s.Roles[1].Lag != 100 {
+		t.Errorf("stat -json after one receiver left: %s", out)
+	}
+}
+
+// rm -stale on work queues and broadcasts: every receiver entry counts
+// as a role, a work queue's values are kept for the next receiver, a
+// broadcast nobody receives is empty.
+func TestRmStaleFanOut(t *testing.T) {
+	wqDone := newName(t) // everything received, roles dead: stale
+	startHolder(t, wqDone, "send-recv-exit", "3", "wq")
+	wqQueued := newName(t) // 3 values for the next receiver: kept
+	startHolder(t, wqQueued, "send-exit", "3", "wq")
+	wqClaimed := newName(t) // a dead receiver's claim, to be rescued: kept
+	startHolder(t, wqClaimed, "send-recv-exit", "2", "wq")
+	startHolder(t, wqClaimed, "send-hold-exit", "1", "wq")
+	wqLive := newName(t) // a live receiver: kept
+	startHolder(t, wqLive, "send-recv", "1", "wq")
+	bcDead := newName(t) // a dead receiver 3 behind, no live one: stale
+	startHolder(t, bcDead, "join-send-exit", "3", "bcast")
+	bcLive := newName(t) // a live receiver: kept
+	startHolder(t, bcLive, "join-send", "3", "drop")
+
+	out, _, code := tool(t, "stat", bcDead)
+	if code != 0 || !regexp.MustCompile(`receiver#0\s+\d+\s+dead\s.*cursor 0 lag 3\n`).MatchString(out) || !regexp.MustCompile(`fill\s+0 of 64 `).MatchString(out) {
+		t.Errorf("stat of a dead broadcast: exit %d\n%s", code, out)
+	}
+	out, errOut, code := tool(t, "rm", "-stale", "-prefix", namePrefix())
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if code != 0 || len(lines) != 2 || !slicesContain(lines, "removed "+wqDone) || !slicesContain(lines, "removed "+bcDead) {
+		t.Errorf("rm -stale: exit %d, out %q, err %q; want %s and %s removed", code, out, errOut, wqDone, bcDead)
+	}
+	for _, n := range []string{wqQueued, wqClaimed, wqLive, bcLive} {
+		if !exists(n) {
+			t.Errorf("rm -stale removed %s", n)
+		}
+	}
+}
+
+func slicesContain(list []string, s string) bool {
+	for _, l := range list {
+		if l == s {
+			return true
+		}
+	}
+	return false
 }

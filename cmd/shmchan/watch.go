@@ -6,11 +6,11 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
-	"golang.org/x/sys/unix"
-
+	"github.com/shmchan/shmchan/internal/region"
 	"github.com/shmchan/shmchan/layout"
 	"github.com/shmchan/shmchan/ring"
 )
@@ -21,7 +21,15 @@ Shows one region live: every interval it prints one line with the rates in
 and out (values sent and received per second), the fill, the sleeps of each
 side and the wake-ups per second, the totals, and which roles are alive.
 Plain lines, no cursor movement: it works in any terminal, over ssh, and
-into a file. It stops on Ctrl-C, after N lines with -n, or when the region
+into a file.
+
+For a work queue or broadcast, ROLES also lists each receiver entry in
+use by its number (#0, #1, ...) with its position: in a work queue
+"claim P" (the position it holds, taken but not yet received) or "idle";
+in a broadcast "lag N" (values sent that it has still to read), or
+"left" once it stopped; "dead" marks an entry whose holder died. For a
+broadcast, OUT/s and RECEIVED count the values every receiver got,
+summed over them, and FILL is the backlog of the slowest live receiver. It stops on Ctrl-C, after N lines with -n, or when the region
 cannot be read any more. The region is only read.
 
   -interval d   time between lines (default 1s)
@@ -50,32 +58,32 @@ func runWatch(args []string) int {
 		errf("watch", "%s: %v", arg, err)
 		return 1
 	}
-	h, err := openHandle(name)
+	v, err := region.OpenView(name)
 	if err != nil {
 		errf("watch", "%s: %s", arg, describeOpenError(err))
 		return 1
 	}
-	defer h.close()
-	r := &region{Name: h.name, Path: h.path}
-	if err := r.read(h); err != nil {
+	defer v.Close()
+	snap, err := v.Snapshot()
+	if err != nil {
 		errf("watch", "%s: %v", arg, err)
 		return 1
 	}
-	if !r.Valid {
-		errf("watch", "%s: %v", arg, r.err)
+	if !snap.Valid() {
+		errf("watch", "%s: %v", arg, snap.Err)
 		return 1
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	w := &watcher{h: h, hdr: r.hdr}
+	w := &watcher{v: v, hdr: snap.Header}
 	prev, err := w.sample()
 	if err != nil {
 		errf("watch", "%s: %v", arg, err)
 		return 1
 	}
 	fmt.Printf("%-8s  %9s %9s  %*s  %8s %8s %8s  %12s %12s  %s\n",
-		"TIME", "IN/s", "OUT/s", fillWidth(r.hdr.Capacity), "FILL", "RSLEEP/s", "SSLEEP/s", "WAKES/s", "SENT", "RECEIVED", "ROLES")
+		"TIME", "IN/s", "OUT/s", fillWidth(snap.Header.Capacity), "FILL", "RSLEEP/s", "SSLEEP/s", "WAKES/s", "SENT", "RECEIVED", "ROLES")
 	tick := time.NewTicker(*interval)
 	defer tick.Stop()
 	for n := 0; *count == 0 || n < *count; n++ {
@@ -97,44 +105,71 @@ func runWatch(args []string) int {
 
 // watcher samples one open region.
 type watcher struct {
-	h   *handle
+	v   *region.View
 	hdr layout.Header
 }
 
 type sample struct {
 	at       time.Time
-	c        counters
-	live     int // live role holders
+	c        ring.Stats
+	live     int // live senders
 	recv     bool
 	unlinked bool
+
+	// A work queue's or broadcast's receiver entries.
+	consumers []consumerSample
+	liveRecv  int    // live receivers
+	received  uint64 // broadcast: values received, summed over the entries
+}
+
+// consumerSample is one receiver entry of a work queue or broadcast.
+type consumerSample struct {
+	k     int // among the consumer entries
+	alive bool
+	e     ring.Entry
 }
 
 // sample reads the counters and the live roles once. A file cut shorter
-// than the part the tool maps is reported before any read could fault;
-// a cut that races with the read faults, and that is reported too.
+// than the part the View maps is reported before any read could fault; a
+// cut that races with the read faults, and View.Stats reports that too.
 func (w *watcher) sample() (s sample, err error) {
-	if size := w.h.size(); size < int64(len(w.h.mem)) {
+	if size, cut, err := w.v.Truncated(); err != nil {
+		return s, err
+	} else if cut {
 		return s, fmt.Errorf("the region was truncated to %d bytes under its users", size)
 	}
-	defer ring.Recover(&err, ring.Protect())
 	s.at = time.Now()
-	c, ok := w.h.readCounters()
-	if !ok {
-		return s, fmt.Errorf("file too short for the counters")
+	if s.c, err = w.v.Stats(w.hdr.Mode == layout.ModeSPSC); err != nil {
+		return s, err
 	}
-	s.c = c
-	held, err := w.h.heldEntries(1 + int(w.hdr.Producers))
+	held, err := w.v.Held(w.hdr.Entries())
 	if err != nil {
 		return s, err
 	}
-	s.live, s.recv = len(held), held[0]
-	if held[0] {
-		s.live--
+	for i, h := range held {
+		switch {
+		case !h:
+		case i == 0:
+			s.recv = true
+		case i <= int(w.hdr.Producers):
+			s.live++
+		default:
+			s.liveRecv++
+		}
 	}
-	var st unix.Stat_t
-	if unix.Stat(w.h.path, &st) != nil || st.Ino != w.h.st.Ino || st.Dev != w.h.st.Dev {
-		s.unlinked = true
+	for k := range int(w.hdr.Consumers) {
+		i := w.hdr.ConsumerEntry(k)
+		e, err := w.v.Entry(i)
+		if err != nil {
+			return s, err
+		}
+		s.received += e.Sent
+		if held[i] || e.PID != 0 {
+			s.consumers = append(s.consumers, consumerSample{k: k, alive: held[i], e: e})
+		}
 	}
+	linked, err := w.v.Linked()
+	s.unlinked = err != nil || !linked
 	return s, nil
 }
 
@@ -147,12 +182,26 @@ func (w *watcher) line(prev, cur sample) string {
 		return humanCount(float64(b-a) / secs)
 	}
 	fill := "bad"
-	if n, ok := cur.c.fill(w.hdr.Capacity); ok {
+	if n, ok := w.fill(cur); ok {
 		fill = fmt.Sprint(n)
 	}
 	wakes := rate(prev.c.SenderWakes+prev.c.ReceiverWakes, cur.c.SenderWakes+cur.c.ReceiverWakes)
 	roles := fmt.Sprintf("recv %s, %d sender%s", ifThen(cur.recv, "alive", "-"), cur.live, ifThen(cur.live == 1, "", "s"))
-	if cur.c.closed() {
+	recvd, prevRecvd := cur.c.Received, prev.c.Received
+	if w.hdr.Mode.FanOut() {
+		roles = fmt.Sprintf("%d/%d recv alive, %d sender%s", cur.liveRecv, w.hdr.Consumers, cur.live, ifThen(cur.live == 1, "", "s"))
+		if len(cur.consumers) > 0 {
+			var each []string
+			for _, c := range cur.consumers {
+				each = append(each, w.position(c, cur.c.Sent))
+			}
+			roles += " [" + strings.Join(each, ", ") + "]"
+		}
+		if w.hdr.Mode == layout.ModeBroadcast {
+			recvd, prevRecvd = cur.received, prev.received
+		}
+	}
+	if cur.c.Closed {
 		roles += ", closed"
 	}
 	if cur.unlinked {
@@ -160,24 +209,54 @@ func (w *watcher) line(prev, cur sample) string {
 	}
 	return fmt.Sprintf("%-8s  %9s %9s  %*s  %8s %8s %8s  %12d %12d  %s",
 		cur.at.Format("15:04:05"),
-		rate(prev.c.sent(), cur.c.sent()), rate(prev.c.Head, cur.c.Head),
+		rate(prev.c.Sent, cur.c.Sent), rate(prevRecvd, recvd),
 		fillWidth(w.hdr.Capacity), fill,
 		rate(prev.c.RecvSleeps, cur.c.RecvSleeps), rate(prev.c.SendSleeps, cur.c.SendSleeps), wakes,
-		cur.c.sent(), cur.c.Head, roles)
+		cur.c.Sent, recvd, roles)
+}
+
+// fill is what the FILL column shows: the values queued, and for a
+// broadcast the backlog of the slowest live joined receiver (as ls).
+func (w *watcher) fill(s sample) (uint64, bool) {
+	if w.hdr.Mode != layout.ModeBroadcast {
+		return region.Fill(s.c, w.hdr.Capacity)
+	}
+	var most uint64
+	for _, c := range s.consumers {
+		if !c.alive || !region.Joined(c.e) {
+			continue
+		}
+		lag, ok := region.Lag(c.e.ClaimLo, s.c.Sent)
+		if !ok || lag > w.hdr.Capacity && w.hdr.Overflow == layout.OverflowWait {
+			return 0, false
+		}
+		most = max(most, min(lag, w.hdr.Capacity))
+	}
+	return most, true
+}
+
+// position is one receiver entry for the ROLES column: "#0 claim 17",
+// "#1 idle", "#2 lag 5", "#3 left", with "dead" after the number when its
+// holder died.
+func (w *watcher) position(c consumerSample, tail uint64) string {
+	s := fmt.Sprintf("#%d ", c.k)
+	if !c.alive {
+		s += "dead "
+	}
+	if w.hdr.Mode == layout.ModeWorkQueue {
+		if p, ok := region.WorkClaim(c.e); ok {
+			return s + fmt.Sprintf("claim %d", p)
+		}
+		return s + "idle"
+	}
+	if !region.Joined(c.e) {
+		return s + "left"
+	}
+	if lag, ok := region.Lag(c.e.ClaimLo, tail); ok {
+		return s + fmt.Sprintf("lag %d", lag)
+	}
+	return s + "lag ?"
 }
 
 // fillWidth fits "capacity" in the FILL column.
 func fillWidth(capacity uint64) int { return max(4, len(fmt.Sprint(capacity))) }
-
-// humanCount prints a rate with k/M/G suffixes: 950, 12.3k, 4.56M.
-func humanCount(v float64) string {
-	switch {
-	case v < 1000:
-		return fmt.Sprintf("%.0f", v)
-	case v < 1e6:
-		return fmt.Sprintf("%.1fk", v/1e3)
-	case v < 1e9:
-		return fmt.Sprintf("%.2fM", v/1e6)
-	}
-	return fmt.Sprintf("%.2fG", v/1e9)
-}

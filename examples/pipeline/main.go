@@ -2,29 +2,33 @@
 // separate processes, each doing one stage, connected by shared-memory
 // channels.
 //
-//	go run ./examples/pipeline [-n 2000000] [-transforms 2]
+//	go run ./examples/pipeline [-n 2000000] [-workers 3]
 //
-//	                ┌──▶ transform 1 ──┐
-//	source ──(SPSC)─┤                  ├──(MPSC)──▶ sink
-//	                └──▶ transform 2 ──┘
+//	                      ┌──▶ worker 1 ──┐
+//	source ──(work queue)─┼──▶ worker 2 ──┼──(MPSC)──▶ sink
+//	                      └──▶ worker 3 ──┘
 //
-// The program starts itself again once per stage. The source deals values
-// 0..n-1 round-robin into one SPSC channel per transform (a channel has
-// one receiver, so fan-out is one channel per consumer). Each transform
-// computes a result and sends it into one MPSC channel that all transforms
-// share (WithMultiProducer: fan-in). The sink receives the results, checks
-// each one, and marks it in a bitmap so that it can tell at the end that
-// every value arrived exactly once. Stages move values in batches
-// (SendBatch, RecvBatch): one index store and at most one wake-up per
-// batch.
+// The program starts itself again once per stage. The source sends the
+// inputs 0..n-1 into one work-queue channel (WithMultiConsumer): every
+// worker receives from it, and each value goes to exactly one of them,
+// the one that is free, as goroutines receiving from one Go chan. Each
+// worker computes a result and sends it into one MPSC channel that all
+// workers share (WithMultiProducer: fan-in). The sink receives the
+// results, checks each one, and marks it in a bitmap so that it can tell
+// at the end that every value arrived exactly once. Each worker also
+// checks that the values it gets come in the order the source sent them
+// (a work queue keeps each sender's order for every receiver). Stages
+// move values in batches (SendBatch, RecvBatch).
 //
-// Ending: the source closes its channels when done (CloseSend); each
-// transform drains its input and exits; when all have exited the parent
-// closes the shared output channel (closing an MPSC channel closes it for
-// every sender, so no transform may do it while the others still send);
-// the sink drains it and reports. The parent exits 0 if every stage
-// succeeded and the sink saw every value exactly once. The sink prints its
-// rate once a second and at the end.
+// Ending: the source closes the work queue when done (CloseSend); the
+// workers drain it together, and each gets ErrClosed once every value
+// has been received by someone, and exits; when all have exited the
+// parent closes the shared output channel (closing an MPSC channel closes
+// it for every sender, so no worker may do it while the others still
+// send); the sink drains it and reports. The parent exits 0 if every
+// stage succeeded and the sink saw every value exactly once. The sink
+// prints its rate once a second and at the end, and how the values were
+// shared among the workers.
 package main
 
 import (
@@ -44,20 +48,20 @@ import (
 	"github.com/shmchan/shmchan"
 )
 
-// Item goes from the source to a transform.
+// Item goes from the source to a worker.
 type Item struct {
 	Seq uint64
 	X   uint64
 }
 
-// Result goes from a transform to the sink.
+// Result goes from a worker to the sink.
 type Result struct {
 	Seq uint64
 	Y   uint64 // f(X)
-	By  uint64 // which transform computed it
+	By  uint64 // which worker computed it
 }
 
-// x is the source's input for seq; f is the transform's work. The sink
+// x is the source's input for seq; f is the worker's work. The sink
 // recomputes f(x(seq)) to check a result.
 func x(seq uint64) uint64 { return seq*0x9E3779B97F4A7C15 + 1 }
 
@@ -75,17 +79,17 @@ const (
 	roleEnv  = "SHMCHAN_PIPELINE_ROLE" // set in the re-started stages
 )
 
-func inName(base string, i int) string { return fmt.Sprintf("%s-in%d", base, i) }
-func outName(base string) string       { return base + "-out" }
+func inName(base string) string  { return base + "-in" }
+func outName(base string) string { return base + "-out" }
 
 func main() {
 	n := flag.Uint64("n", 2_000_000, "values to push through the pipeline")
-	k := flag.Int("transforms", 2, "transform processes")
+	k := flag.Int("workers", 3, "worker processes")
 	base := flag.String("base", "", "channel name prefix (internal: set by the parent)")
-	idx := flag.Int("i", 0, "transform index (internal)")
+	idx := flag.Int("i", 0, "worker index (internal)")
 	flag.Parse()
-	if *k < 1 || *k > 64 {
-		fmt.Fprintln(os.Stderr, "pipeline: -transforms must be in [1, 64]")
+	if *k < 1 || *k > 64 || *n == 0 {
+		fmt.Fprintln(os.Stderr, "pipeline: -workers must be in [1, 64] and -n positive")
 		os.Exit(2)
 	}
 
@@ -97,9 +101,9 @@ func main() {
 	case "":
 		err = parent(ctx, *n, *k)
 	case "source":
-		err = source(ctx, *base, *n, *k)
-	case "transform":
-		err = transform(ctx, *base, *idx)
+		err = source(ctx, *base, *n)
+	case "worker":
+		err = worker(ctx, *base, *idx)
 	case "sink":
 		err = sink(ctx, *base, *n, *k)
 	default:
@@ -112,29 +116,20 @@ func main() {
 }
 
 // parent creates the channels, starts the stages, closes the output
-// channel once every transform is done, and removes the channels at the
-// end.
+// channel once every worker is done, and removes the channels at the end.
 func parent(ctx context.Context, n uint64, k int) error {
 	base := "shmchan-pipeline-" + strconv.Itoa(os.Getpid())
-	names := []string{outName(base)}
-	for i := range k {
-		names = append(names, inName(base, i))
-	}
-	defer func() {
-		for _, nm := range names {
-			shmchan.Unlink(nm)
-		}
-	}()
+	defer shmchan.Unlink(inName(base))
+	defer shmchan.Unlink(outName(base))
 
-	// Create every channel before any stage starts, so that every stage
-	// can simply Open.
-	for i := range k {
-		c, err := shmchan.Create[Item](inName(base, i), shmchan.WithCapacity(capacity))
-		if err != nil {
-			return err
-		}
-		c.Close()
+	// Create both channels before any stage starts, so that every stage
+	// can simply Open. The work queue has one receiver entry per worker.
+	in, err := shmchan.Create[Item](inName(base), shmchan.WithCapacity(capacity),
+		shmchan.WithMultiConsumer(), shmchan.WithConsumers(k))
+	if err != nil {
+		return err
 	}
+	in.Close()
 	out, err := shmchan.Create[Result](outName(base), shmchan.WithCapacity(capacity),
 		shmchan.WithMultiProducer(), shmchan.WithProducers(k+1)) // +1: the parent closes it
 	if err != nil {
@@ -147,20 +142,20 @@ func parent(ctx context.Context, n uint64, k int) error {
 		return err
 	}
 	start := func(role string, args ...string) (*exec.Cmd, error) {
-		args = append([]string{"-base", base, "-n", fmt.Sprint(n), "-transforms", fmt.Sprint(k)}, args...)
+		args = append([]string{"-base", base, "-n", fmt.Sprint(n), "-workers", fmt.Sprint(k)}, args...)
 		cmd := exec.Command(self, args...)
 		cmd.Env = append(os.Environ(), roleEnv+"="+role)
 		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
 		return cmd, cmd.Start()
 	}
-	fmt.Printf("pipeline: %d values: 1 source → %d transform%s → 1 sink, %d processes\n", n, k, map[bool]string{true: "", false: "s"}[k == 1], k+2)
+	fmt.Printf("pipeline: %d values: 1 source → work queue → %d worker%s → MPSC → 1 sink, %d processes\n", n, k, map[bool]string{true: "", false: "s"}[k == 1], k+2)
 	snk, err := start("sink")
 	if err != nil {
 		return err
 	}
 	var stages []*exec.Cmd
 	for i := range k {
-		t, err := start("transform", "-i", fmt.Sprint(i))
+		t, err := start("worker", "-i", fmt.Sprint(i))
 		if err != nil {
 			return err
 		}
@@ -177,7 +172,7 @@ func parent(ctx context.Context, n uint64, k int) error {
 	}
 	for i, t := range stages {
 		if err := t.Wait(); err != nil {
-			errs = append(errs, fmt.Errorf("transform %d: %w", i, err))
+			errs = append(errs, fmt.Errorf("worker %d: %w", i, err))
 		}
 	}
 	// Every sender is gone: now the output can be closed for all.
@@ -198,45 +193,38 @@ func parent(ctx context.Context, n uint64, k int) error {
 	return nil
 }
 
-// source deals x(0..n-1) round-robin, one batch per transform at a time,
-// then closes every channel. Ctrl-C ends it early (it still closes).
-func source(ctx context.Context, base string, n uint64, k int) error {
-	outs := make([]*shmchan.Chan[Item], k)
-	for i := range k {
-		c, err := shmchan.Open[Item](inName(base, i))
-		if err != nil {
-			return err
-		}
-		defer c.Close()
-		outs[i] = c
+// source sends x(0..n-1) into the work queue, then closes it. Ctrl-C
+// ends it early (it still closes).
+func source(ctx context.Context, base string, n uint64) error {
+	out, err := shmchan.Open[Item](inName(base))
+	if err != nil {
+		return err
 	}
+	defer out.Close()
 	buf := make([]Item, batch)
-	seq := uint64(0)
-	for t := 0; seq < n && ctx.Err() == nil; t = (t + 1) % k {
+	for seq := uint64(0); seq < n && ctx.Err() == nil; {
 		m := min(uint64(batch), n-seq)
 		for j := range m {
 			buf[j] = Item{Seq: seq + j, X: x(seq + j)}
 		}
-		if _, err := outs[t].SendBatch(ctx, buf[:m]); err != nil {
+		sent, err := out.SendBatch(ctx, buf[:m])
+		seq += uint64(sent)
+		if err != nil {
 			if ctx.Err() != nil {
 				break
 			}
 			return err
 		}
-		seq += m
 	}
-	for _, c := range outs {
-		if err := c.CloseSend(); err != nil {
-			return err
-		}
-	}
-	return nil
+	return out.CloseSend()
 }
 
-// transform receives items until its input is closed and drained, and
-// sends f of each into the shared output.
-func transform(ctx context.Context, base string, i int) error {
-	in, err := shmchan.Open[Item](inName(base, i))
+// worker receives items from the work queue, as the other workers do,
+// until it is closed and drained, and sends f of each into the shared
+// output. It checks that its items come in the order the source sent
+// them.
+func worker(ctx context.Context, base string, i int) error {
+	in, err := shmchan.Open[Item](inName(base))
 	if err != nil {
 		return err
 	}
@@ -249,11 +237,11 @@ func transform(ctx context.Context, base string, i int) error {
 
 	items := make([]Item, batch)
 	results := make([]Result, batch)
-	var done uint64
+	var done, last uint64
 	for {
 		m, err := in.RecvBatch(ctx, items)
 		if errors.Is(err, shmchan.ErrClosed) {
-			break // the source closed it and it is drained
+			break // the source closed it and every value was received
 		}
 		if err != nil {
 			if ctx.Err() != nil {
@@ -262,6 +250,10 @@ func transform(ctx context.Context, base string, i int) error {
 			return err
 		}
 		for j, it := range items[:m] {
+			if done+uint64(j) > 0 && it.Seq <= last {
+				return fmt.Errorf("worker %d: item %d after item %d: out of the source's order", i, it.Seq, last)
+			}
+			last = it.Seq
 			results[j] = Result{Seq: it.Seq, Y: f(it.X), By: uint64(i)}
 		}
 		sent, err := out.SendBatch(ctx, results[:m])
@@ -273,7 +265,7 @@ func transform(ctx context.Context, base string, i int) error {
 			return err
 		}
 	}
-	fmt.Printf("transform %d (pid %d): %d values\n", i, os.Getpid(), done)
+	fmt.Printf("worker %d (pid %d): %d values\n", i, os.Getpid(), done)
 	return nil
 }
 
@@ -361,7 +353,7 @@ func sink(ctx context.Context, base string, n uint64, k int) error {
 		}
 		missing += uint64(bits.OnesCount64(want &^ w))
 	}
-	fmt.Printf("sink: %d values in %v: %s values/s end to end; from the transforms: %v\n",
+	fmt.Printf("sink: %d values in %v: %s values/s end to end; from each worker: %v\n",
 		total, el.Round(time.Millisecond), rate(total, el), perT)
 	if interrupted {
 		fmt.Printf("sink: interrupted; %d values had not arrived\n", missing)
