@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -18,6 +19,11 @@ func TestAwaitArrivalWakesAll(t *testing.T) {
 	const n = 4
 	ctx, cancel := context.WithTimeout(context.Background(), hang)
 	defer cancel()
+	// gen plays the part of the sleepers' futex word: the sender moves it
+	// before it sends, and a waiter that saw the old value passes a done
+	// function that notices the move (a message that arrived before a
+	// waiter's poll was armed may have been taken by another waiter).
+	var gen atomic.Uint32
 	for round := 0; round < 20; round++ {
 		var wg sync.WaitGroup
 		started := make(chan struct{}, n)
@@ -25,11 +31,12 @@ func TestAwaitArrivalWakesAll(t *testing.T) {
 		for i := 0; i < n; i++ {
 			w := open(t, name, os.O_RDWR)
 			wg.Add(1)
+			g := gen.Load()
 			go func() {
 				defer wg.Done()
 				started <- struct{}{}
 				t0 := time.Now()
-				if err := w.AwaitArrival(ctx, nil); err != nil {
+				if err := w.AwaitArrival(ctx, func() bool { return gen.Load() != g }); err != nil {
 					t.Error(err)
 				}
 				woke <- time.Since(t0)
@@ -40,7 +47,8 @@ func TestAwaitArrivalWakesAll(t *testing.T) {
 		for i := 0; i < n; i++ {
 			<-started
 		}
-		time.Sleep(20 * time.Millisecond) // all parked in the poller
+		time.Sleep(20 * time.Millisecond) // most parked in the poller
+		gen.Add(1)
 		if err := q.TrySend([]byte{1}, 0); err != nil {
 			t.Fatal(err)
 		}
