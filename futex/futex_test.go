@@ -83,14 +83,31 @@ func wakeUntil(t *testing.T, addr *uint32, n, want int) {
 func TestWakeOne(t *testing.T) {
 	w := new(word)
 	done := make(chan error, 1)
+	var stop atomic.Bool
 	go func() {
-		// The value never changes, so only a Wake (or the timeout,
-		// which fails the test) ends this Wait.
-		done <- Wait(&w.v, 0, 30*time.Second)
+		// The value never changes, so only a Wake (or the timeout, which
+		// fails the test) ends a Wait for good; a signal may end one early
+		// (spurious returns are allowed: the waiter just waits again).
+		for !stop.Load() {
+			if err := Wait(&w.v, 0, 30*time.Second); err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- nil
 	}()
-	wakeUntil(t, &w.v, 1, 1)
-	if err := <-done; err != nil {
-		t.Errorf("woken Wait returned %v", err)
+	wakeUntil(t, &w.v, 1, 1) // a Wake(n=1) found the waiter and woke it
+	stop.Store(true)
+	for {
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("woken Wait returned %v", err)
+			}
+			return
+		case <-time.After(time.Millisecond):
+			Wake(&w.v, 1) //nolint:errcheck // the waiter may have gone back to sleep before it saw stop
+		}
 	}
 }
 
