@@ -13,10 +13,19 @@ import (
 // exclusive publication). Use it in hot loops; use Chan's methods when
 // several goroutines share a handle. A Sender is not safe for concurrent
 // use. While it is held, the handle's own send methods (and Close) wait.
+//
+// The fault guard (a peer that truncates the region turns the next access
+// into ErrCorrupt, not a crash) is cheaper here than in Chan's methods: an
+// endpoint's calls turn the calling goroutine's panic-on-fault setting
+// (runtime/debug.SetPanicOnFault) on and leave it on, instead of restoring
+// it on every return. Release puts back the setting that the goroutine
+// that called Chan.Sender had (on the goroutine that calls Release, usually
+// the same one). The same holds for Receiver.
 type Sender[T any] struct {
 	c    *Chan[T]
 	s    *ring.Sender
 	done bool
+	old  bool // the creating goroutine's panic-on-fault setting, for Release
 }
 
 // Receiver is the receiving counterpart of Sender.
@@ -24,6 +33,7 @@ type Receiver[T any] struct {
 	c    *Chan[T]
 	r    *ring.Receiver
 	done bool
+	old  bool
 }
 
 // Sender takes the sender role (as the first send would) and returns the
@@ -35,12 +45,13 @@ func (c *Chan[T]) Sender() (_ *Sender[T], err error) {
 			c.smu.Unlock()
 		}
 	}()
-	defer region.Recover(&err, region.Protect())
+	old := region.Protect()
+	defer region.Recover(&err, old)
 	s, err := c.sender()
 	if err != nil {
 		return nil, err
 	}
-	return &Sender[T]{c: c, s: s}, nil
+	return &Sender[T]{c: c, s: s, old: old}, nil
 }
 
 // Receiver takes the receiver role and returns the exclusive receiving
@@ -52,12 +63,13 @@ func (c *Chan[T]) Receiver() (_ *Receiver[T], err error) {
 			c.rmu.Unlock()
 		}
 	}()
-	defer region.Recover(&err, region.Protect())
+	old := region.Protect()
+	defer region.Recover(&err, old)
 	r, err := c.receiver()
 	if err != nil {
 		return nil, err
 	}
-	return &Receiver[T]{c: c, r: r}, nil
+	return &Receiver[T]{c: c, r: r, old: old}, nil
 }
 
 // Release gives the send side back to the handle. The role stays with the
@@ -65,6 +77,7 @@ func (c *Chan[T]) Receiver() (_ *Receiver[T], err error) {
 func (x *Sender[T]) Release() {
 	if !x.done {
 		x.done = true
+		region.Restore(x.old)
 		x.c.smu.Unlock()
 	}
 }
@@ -73,6 +86,7 @@ func (x *Sender[T]) Release() {
 func (x *Receiver[T]) Release() {
 	if !x.done {
 		x.done = true
+		region.Restore(x.old)
 		x.c.rmu.Unlock()
 	}
 }
@@ -92,8 +106,28 @@ func (x *Sender[T]) Send(ctx context.Context, v T) (err error) {
 	if err := x.c.endpointErr(x.done); err != nil {
 		return err
 	}
-	defer region.Recover(&err, region.Protect())
-	return x.c.sendOne(x.s, ctx, &v, true)
+	region.Arm()
+	done := false
+	defer region.Disarm(&err, &done)
+	// sendOne's fast path, written out so that a hot loop's Send makes no
+	// further Go call (sendOne is over the inlining budget).
+	if c, s := x.c, x.s; c.fast {
+		buf, ok := s.Fast(uint64(c.wire))
+		if !ok && s.Refresh() {
+			buf, ok = s.Fast(uint64(c.wire))
+		}
+		if ok {
+			putRaw(buf, &v)
+			if s.PublishFast() {
+				s.Wake()
+			}
+			done = true
+			return nil
+		}
+	}
+	err = x.c.sendOne(x.s, ctx, &v, true)
+	done = true
+	return err
 }
 
 // TrySend is Chan.TrySend without the lock.
@@ -101,8 +135,12 @@ func (x *Sender[T]) TrySend(v T) (err error) {
 	if err := x.c.endpointErr(x.done); err != nil {
 		return err
 	}
-	defer region.Recover(&err, region.Protect())
-	return x.c.sendOne(x.s, context.Background(), &v, false)
+	region.Arm()
+	done := false
+	defer region.Disarm(&err, &done)
+	err = x.c.sendOne(x.s, context.Background(), &v, false)
+	done = true
+	return err
 }
 
 // SendBatch is Chan.SendBatch without the lock.
@@ -110,8 +148,12 @@ func (x *Sender[T]) SendBatch(ctx context.Context, vs []T) (n int, err error) {
 	if err := x.c.endpointErr(x.done); err != nil {
 		return 0, err
 	}
-	defer region.Recover(&err, region.Protect())
-	return x.c.sendBatch(x.s, ctx, vs)
+	region.Arm()
+	done := false
+	defer region.Disarm(&err, &done)
+	n, err = x.c.sendBatch(x.s, ctx, vs)
+	done = true
+	return n, err
 }
 
 // SendFunc is Chan.SendFunc without the lock.
@@ -119,8 +161,12 @@ func (x *Sender[T]) SendFunc(ctx context.Context, fill func(*T)) (err error) {
 	if err := x.c.endpointErr(x.done); err != nil {
 		return err
 	}
-	defer region.Recover(&err, region.Protect())
-	return x.c.sendFunc(x.s, ctx, fill)
+	region.Arm()
+	done := false
+	defer region.Disarm(&err, &done)
+	err = x.c.sendFunc(x.s, ctx, fill)
+	done = true
+	return err
 }
 
 // Recv is Chan.Recv without the lock.
@@ -128,8 +174,26 @@ func (x *Receiver[T]) Recv(ctx context.Context) (v T, err error) {
 	if err := x.c.endpointErr(x.done); err != nil {
 		return v, err
 	}
-	defer region.Recover(&err, region.Protect())
+	region.Arm()
+	done := false
+	defer region.Disarm(&err, &done)
+	// recvOne's fast path, written out (see Send).
+	if c, r := x.c, x.r; c.fast {
+		b, ok := r.Fast()
+		if !ok && r.Refresh() {
+			b, ok = r.Fast()
+		}
+		if ok && len(b) == c.wire {
+			getRaw(b, &v)
+			if r.ReleaseFast() {
+				r.Wake()
+			}
+			done = true
+			return v, nil
+		}
+	}
 	err = x.c.recvOne(x.r, ctx, &v, true)
+	done = true
 	return v, err
 }
 
@@ -138,8 +202,11 @@ func (x *Receiver[T]) TryRecv() (v T, err error) {
 	if err := x.c.endpointErr(x.done); err != nil {
 		return v, err
 	}
-	defer region.Recover(&err, region.Protect())
+	region.Arm()
+	done := false
+	defer region.Disarm(&err, &done)
 	err = x.c.recvOne(x.r, context.Background(), &v, false)
+	done = true
 	return v, err
 }
 
@@ -148,8 +215,12 @@ func (x *Receiver[T]) RecvBatch(ctx context.Context, vs []T) (n int, err error) 
 	if err := x.c.endpointErr(x.done); err != nil {
 		return 0, err
 	}
-	defer region.Recover(&err, region.Protect())
-	return x.c.recvBatch(x.r, ctx, vs)
+	region.Arm()
+	done := false
+	defer region.Disarm(&err, &done)
+	n, err = x.c.recvBatch(x.r, ctx, vs)
+	done = true
+	return n, err
 }
 
 // RecvFunc is Chan.RecvFunc without the lock.
@@ -157,6 +228,10 @@ func (x *Receiver[T]) RecvFunc(ctx context.Context, read func(*T)) (err error) {
 	if err := x.c.endpointErr(x.done); err != nil {
 		return err
 	}
-	defer region.Recover(&err, region.Protect())
-	return x.c.recvFunc(x.r, ctx, read)
+	region.Arm()
+	done := false
+	defer region.Disarm(&err, &done)
+	err = x.c.recvFunc(x.r, ctx, read)
+	done = true
+	return err
 }

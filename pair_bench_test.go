@@ -4,6 +4,8 @@ import (
 	"context"
 	"sync/atomic"
 	"testing"
+
+	"github.com/shmchan/shmchan/internal/region"
 )
 
 // BenchmarkPair16 compares, in one run, a Send+Recv pair of a 16-byte raw
@@ -36,6 +38,31 @@ func BenchmarkPair16(b *testing.B) {
 			}
 		}
 	})
+	// The same bare ring behind two methods that are real calls, then
+	// behind the same calls with the endpoints' fault guard (Arm, and
+	// Disarm deferred): the floor of any guarded, non-inlined API, which
+	// the endpoints are measured against in the README.
+	b.Run("bare-calls", func(b *testing.B) {
+		q := new(bareRing)
+		for i := 0; i < b.N; i++ {
+			q.send(rec{Seq: uint64(i), Sum: uint64(i)})
+			if v := q.recv(); v.Seq != uint64(i) {
+				b.Fatal(v)
+			}
+		}
+	})
+	b.Run("bare-guarded", func(b *testing.B) {
+		q := new(bareRing)
+		for i := 0; i < b.N; i++ {
+			if err := q.guardedSend(rec{Seq: uint64(i), Sum: uint64(i)}); err != nil {
+				b.Fatal(err)
+			}
+			if v, err := q.guardedRecv(); err != nil || v.Seq != uint64(i) {
+				b.Fatal(v, err)
+			}
+		}
+		region.Restore(false)
+	})
 	b.Run("endpoints", func(b *testing.B) {
 		c, err := Create[rec](testName(b), WithCapacity(1024))
 		if err != nil {
@@ -65,4 +92,57 @@ func BenchmarkPair16(b *testing.B) {
 			}
 		}
 	})
+}
+
+// bareRing is the "bare" sub-benchmark's ring as methods (one value per
+// call, no checks), for the call and guard floors.
+type bareRing struct {
+	head, tail   atomic.Uint64
+	hc, tc, t, h uint64
+	data         [1024]rec
+}
+
+//go:noinline
+func (q *bareRing) send(v rec) { q.put(v) }
+
+//go:noinline
+func (q *bareRing) recv() rec { return q.get() }
+
+func (q *bareRing) put(v rec) {
+	if q.t-q.hc == uint64(len(q.data)) {
+		q.hc = q.head.Load()
+	}
+	q.data[q.t%uint64(len(q.data))] = v
+	q.t++
+	q.tail.Store(q.t)
+}
+
+func (q *bareRing) get() rec {
+	if q.h == q.tc {
+		q.tc = q.tail.Load()
+	}
+	v := q.data[q.h%uint64(len(q.data))]
+	q.h++
+	q.head.Store(q.h)
+	return v
+}
+
+//go:noinline
+func (q *bareRing) guardedSend(v rec) (err error) {
+	region.Arm()
+	done := false
+	defer region.Disarm(&err, &done)
+	q.put(v)
+	done = true
+	return nil
+}
+
+//go:noinline
+func (q *bareRing) guardedRecv() (v rec, err error) {
+	region.Arm()
+	done := false
+	defer region.Disarm(&err, &done)
+	v = q.get()
+	done = true
+	return v, nil
 }

@@ -13,10 +13,13 @@ import (
 // Receiving, the mirror of send.go.
 
 // recvOne is the one-value receive. Its fast path is a raw value from an
-// SPSC ring whose cached tail is ahead of head: the length read once and
-// checked, one typed copy out of the slot, one release store of head and a
-// look at the senders' waiting word (ring.Receiver.Fast and ReleaseFast,
-// both inlined). Everything else is out of line in recvSlow.
+// SPSC ring: ring.Receiver.Fast (the cached tail ahead of head, else
+// Refresh reads the tail once; the length read once and checked), one
+// typed copy out of the slot, and ReleaseFast (one release store of head
+// and a look at the senders' waiting word, in one assembly call), all
+// inlined; Wake only when a sender may be asleep. Everything else is out of
+// line in recvSlow. The exclusive Receiver.Recv writes the same fast path
+// out in its own body.
 func (c *Chan[T]) recvOne(r *ring.Receiver, ctx context.Context, v *T, block bool) error {
 	if c.fast {
 		b, ok := r.Fast()
@@ -25,7 +28,9 @@ func (c *Chan[T]) recvOne(r *ring.Receiver, ctx context.Context, v *T, block boo
 		}
 		if ok && len(b) == c.wire {
 			getRaw(b, v)
-			r.ReleaseFast()
+			if r.ReleaseFast() {
+				r.Wake()
+			}
 			return nil
 		}
 	}

@@ -14,19 +14,23 @@ import (
 // it once, without escaping.
 
 // sendOne is the one-value send. Its fast path is a raw value into an SPSC
-// ring whose cached head shows room: one typed copy into the slot, a length
-// store, one release store of the tail and a look at the receiver's
-// waiting word (ring.Sender.Fast and PublishFast, both inlined). Everything
-// else is out of line in sendSlow.
+// ring with room: ring.Sender.Fast (the cached head, else Refresh reads
+// head once; the slot's length set), one typed copy into the slot, and
+// PublishFast (one release store of the tail and a look at the receiver's
+// waiting word, in one assembly call), all inlined; Wake only when the
+// receiver may be asleep. Everything else is out of line in sendSlow. The
+// exclusive Sender.Send writes the same fast path out in its own body.
 func (c *Chan[T]) sendOne(s *ring.Sender, ctx context.Context, v *T, block bool) error {
 	if c.fast {
-		buf, ok := s.Fast()
+		buf, ok := s.Fast(uint64(c.wire))
 		if !ok && s.Refresh() { // the cached head was stale, not the ring full
-			buf, ok = s.Fast()
+			buf, ok = s.Fast(uint64(c.wire))
 		}
-		if ok && len(buf) >= c.wire {
+		if ok {
 			putRaw(buf, v)
-			s.PublishFast(c.wire)
+			if s.PublishFast() {
+				s.Wake()
+			}
 			return nil
 		}
 	}

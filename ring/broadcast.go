@@ -174,7 +174,6 @@ func newBcastConsumer(c *Receiver, off int) *bcastConsumer {
 	return q
 }
 
-func (*bcastConsumer) runs() bool                                 { return false }
 func (*bcastConsumer) ahead() bool                                { return false }
 func (*bcastConsumer) state(*Receiver, uint64) (readiness, error) { return notReady, nil }
 

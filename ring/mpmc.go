@@ -116,7 +116,6 @@ func (q *wqConsumer) settle(c *Receiver) error {
 	return nil
 }
 
-func (*wqConsumer) runs() bool                                 { return false }
 func (*wqConsumer) ahead() bool                                { return false }
 func (*wqConsumer) state(*Receiver, uint64) (readiness, error) { return notReady, nil }
 func (*wqConsumer) detach(*Receiver)                           {}

@@ -151,7 +151,6 @@ type mpscConsumer struct {
 
 func newMPSCConsumer() *mpscConsumer { return &mpscConsumer{writer: newWriterCheck()} }
 
-func (*mpscConsumer) runs() bool                                    { return false }
 func (*mpscConsumer) ahead() bool                                   { return true }
 func (*mpscConsumer) detach(*Receiver)                              {}
 func (q *mpscConsumer) peek(c *Receiver) ([]byte, readiness, error) { return headPeek(c, q.state) }

@@ -24,6 +24,13 @@ func storeRelease64(p *uint64, v uint64)
 //go:noescape
 func storeRelease32(p *uint32, v uint32)
 
+// publishLoad is publish64(p, v) followed by a load of *w, the waiting
+// word of the side to wake (SYNC POINT "announce", waker half), in one
+// call: the fast paths' whole publish. It reads unfenced itself.
+//
+//go:noescape
+func publishLoad(p *uint64, v uint64, w *uint32) uint32
+
 func publish64(p *uint64, v uint64) {
 	if unfenced {
 		storeRelease64(p, v)

@@ -4,6 +4,7 @@ package ring
 
 import (
 	"runtime"
+	"sync/atomic"
 
 	"github.com/shmchan/shmchan/futex"
 )
@@ -16,6 +17,13 @@ import (
 
 func publish64(p *uint64, v uint64) { atomicStore64(p, v) }
 func publish32(p *uint32, v uint32) { atomicStore32(p, v) }
+
+// publishLoad is publish64(p, v) followed by a load of *w, the waiting
+// word of the side to wake (SYNC POINT "announce", waker half).
+func publishLoad(p *uint64, v uint64, w *uint32) uint32 {
+	atomicStore64(p, v)
+	return atomic.LoadUint32(w)
+}
 
 // A race-enabled amd64 binary may share a region with a normal build whose
 // publishers use plain stores (see publish_amd64.go), so its sleepers still

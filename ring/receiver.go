@@ -33,8 +33,11 @@ type Receiver struct {
 	// head). The fast path's only test is head < known.
 	known  uint64
 	closed bool   // the closed bit was set in the tail last seen
+	runs   bool   // every claimed position is committed (SPSC), so PeekN hands out runs
 	peeked uint64 // values peeked and not yet released (batch)
 	one    []byte // the payload a one-value peek found, so Item(0) does not read its length again
+	// badTail is the tail count loadTail refused, for refreshTail's error.
+	badTail uint64
 }
 
 // consumer is a topology's half of a Receiver.
@@ -50,10 +53,8 @@ type consumer interface {
 	// read without consuming what comes before (scans): ready or
 	// notReady. Only topologies with ahead() use it.
 	state(c *Receiver, pos uint64) (readiness, error)
-	// runs reports whether every claimed position is committed, so that
-	// PeekN may hand out runs of them; ahead, whether positions past the
-	// first may be looked at without consuming it (scans).
-	runs() bool
+	// ahead reports whether positions past the first may be looked at
+	// without consuming it (scans).
 	ahead() bool
 	// detach runs when the handle gives the role up.
 	detach(c *Receiver)
@@ -74,7 +75,7 @@ func (r *Ring) NewReceiver(id Identity) (*Receiver, error) {
 	c := &Receiver{r: r, head: h1, tailCache: count, closed: closed}
 	switch r.hdr.Mode {
 	case layout.ModeSPSC:
-		c.q, c.known = spscConsumer{}, count
+		c.q, c.known, c.runs = spscConsumer{}, count, true
 	default:
 		c.q, c.known = newMPSCConsumer(), 0
 	}
@@ -142,16 +143,26 @@ func (c *Receiver) Detach() {
 // refreshTail re-reads the tail word and checks it: the count never goes
 // back, and is never more than a ring's worth past our head.
 func (c *Receiver) refreshTail() error {
+	if !c.loadTail() {
+		return fmt.Errorf("%w: tail %d outside [%d, %d]", ErrCorrupt, c.badTail, c.tailCache, c.head+c.r.capacity)
+	}
+	return nil
+}
+
+// loadTail is refreshTail without the error (which it leaves in badTail),
+// so that Refresh inlines it.
+func (c *Receiver) loadTail() bool {
 	t := atomic.LoadUint64(c.r.tail) // SYNC POINT "publish" (acquire half)
 	cnt := t &^ layout.ClosedBit
 	if cnt < c.tailCache || cnt-c.head > c.r.capacity {
-		return fmt.Errorf("%w: tail %d outside [%d, %d]", ErrCorrupt, cnt, c.tailCache, c.head+c.r.capacity)
+		c.badTail = cnt
+		return false
 	}
 	c.tailCache, c.closed = cnt, t&layout.ClosedBit != 0
-	if c.q.runs() {
+	if c.runs {
 		c.known = cnt
 	}
-	return nil
+	return true
 }
 
 // available returns how many positions past head+peeked are claimed
@@ -181,7 +192,7 @@ func (c *Receiver) emptyErr() error {
 func (c *Receiver) payloadAt(pos uint64) ([]byte, uint32, error) {
 	sl := c.r.slot(pos)
 	n := binary.LittleEndian.Uint32(sl[layout.SlotLen:])
-	if n == layout.SlotSkip && !c.q.runs() {
+	if n == layout.SlotSkip && !c.runs {
 		return nil, n, nil
 	}
 	if uint64(n) > c.r.maxMsg {
@@ -192,7 +203,8 @@ func (c *Receiver) payloadAt(pos uint64) ([]byte, uint32, error) {
 
 // Fast returns the payload of the value at head when it is known to be
 // committed (SPSC, cached tail ahead of head): no shared index is read,
-// only the slot. It inlines; Release (or ReleaseFast) consumes it.
+// only the slot. It inlines; ReleaseFast (or Release) consumes it. A length
+// that fails its check is left to the slow path, which reports it.
 func (c *Receiver) Fast() ([]byte, bool) {
 	if c.head >= c.known {
 		return nil, false
@@ -201,30 +213,31 @@ func (c *Receiver) Fast() ([]byte, bool) {
 	off := (c.head & r.mask) * r.stride
 	n := uint64(binary.LittleEndian.Uint32(r.data[off+layout.SlotLen:]))
 	if n > r.maxMsg {
-		return nil, false // the slow path reports it
+		return nil, false
 	}
 	return r.data[off+layout.SlotHeaderSize : off+layout.SlotHeaderSize+n], true
 }
 
-// Refresh re-reads the tail when Fast found nothing known, so that the
-// fast path goes on at once when values have arrived since (the cached
-// index is stale, not the ring empty). It reports whether Fast can now
-// succeed. A tail that fails its checks is left to the slow path, which
+// Refresh re-reads the tail when Fast found nothing known, and reports
+// whether Fast can now succeed (the cached tail was stale, not the ring
+// empty). A tail that fails its checks is left to the slow path, which
 // reports it.
 func (c *Receiver) Refresh() bool {
-	if !c.q.runs() || c.head != c.tailCache {
-		return false
-	}
-	return c.refreshTail() == nil && c.head < c.known
+	return c.runs && c.head == c.tailCache && c.loadTail() && c.head < c.known
 }
 
 // ReleaseFast consumes the value Fast returned: one release store of head
-// and a look at the senders' waiting word.
-func (c *Receiver) ReleaseFast() {
+// and a look at the senders' waiting word, in one call (publishLoad).
+//
+// It reports whether a sender may be asleep waiting for room; the caller
+// then calls Wake (out of line, so that this inlines).
+func (c *Receiver) ReleaseFast() (wake bool) {
 	c.head++
-	publish64(c.r.head, c.head) // SYNC POINT "release" (release half)
-	c.r.wake(&c.r.send)
+	return publishLoad(c.r.head, c.head, c.r.send.waiting) != 0 // SYNC POINT "release" (release half)
 }
+
+// Wake wakes the senders after a ReleaseFast that asked for it.
+func (c *Receiver) Wake() { c.r.wake(&c.r.send) }
 
 // TryPeek returns the payload of the next value, or ErrEmpty, ErrClosed
 // (closed and drained) or ErrCorrupt. The slice aliases shared memory and is
@@ -311,7 +324,7 @@ func (c *Receiver) Release() { c.ReleaseN(int(c.peeked)) }
 // and returns how many (>= 1), or ErrEmpty, ErrClosed, ErrCorrupt.
 // Topologies whose slots commit one by one (MPSC) give one per call.
 func (c *Receiver) TryPeekN(max int) (int, error) {
-	if !c.q.runs() || max <= 1 {
+	if !c.runs || max <= 1 {
 		b, err := c.TryPeek()
 		if err != nil {
 			return 0, err
@@ -333,7 +346,7 @@ func (c *Receiver) TryPeekN(max int) (int, error) {
 
 // PeekN is TryPeekN that waits for at least one value.
 func (c *Receiver) PeekN(ctx context.Context, max int) (int, error) {
-	if !c.q.runs() || max <= 1 {
+	if !c.runs || max <= 1 {
 		b, err := c.Peek(ctx)
 		if err != nil {
 			return 0, err

@@ -90,6 +90,13 @@ func New(mem []byte, h layout.Header, cfg Config) (*Ring, error) {
 	if uint64(len(mem)) < h.TotalSize || h.TotalSize < uint64(h.DataOffset) {
 		return nil, fmt.Errorf("%w: mapping of %d bytes, region needs %d", ErrCorrupt, len(mem), h.TotalSize)
 	}
+	if h.Capacity == 0 || h.Capacity&(h.Capacity-1) != 0 || h.SlotSize < layout.SlotHeaderSize ||
+		uint64(h.MaxMsg) > uint64(h.SlotSize)-layout.SlotHeaderSize ||
+		h.Capacity > (h.TotalSize-uint64(h.DataOffset))/uint64(h.SlotSize) {
+		// Every slot offset the fast paths compute, (pos&mask)*stride plus
+		// at most stride, stays inside data: they rely on it.
+		return nil, fmt.Errorf("%w: ring: %d slots of %d bytes (payload %d) do not fit %d bytes", ErrCorrupt, h.Capacity, h.SlotSize, h.MaxMsg, h.TotalSize-uint64(h.DataOffset))
+	}
 	if h.Mode > layout.ModeBroadcast {
 		return nil, fmt.Errorf("%w: ring: no protocol for topology %v", ErrCorrupt, h.Mode)
 	}

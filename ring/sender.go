@@ -36,6 +36,7 @@ type Sender struct {
 	// otherwise (other topologies, or closed): the fast path's only test is
 	// tail-headCache < room.
 	room   uint64
+	slot   uint64 // where in data the slot the last Fast returned starts
 	closed bool
 	// gateSince: since when a broadcast bound has not moved (a receiver or
 	// writer that may have died gates this sender); zero when it moves.
@@ -133,16 +134,22 @@ func (s *Sender) refreshHead(limit uint64) error {
 	return nil
 }
 
-// Fast returns the payload buffer of the next slot when the cached head
-// already shows room (an open SPSC sender): no shared index is read. It
-// inlines; PublishFast commits it.
-func (s *Sender) Fast() ([]byte, bool) {
-	if s.tail-s.headCache >= s.room {
+// Fast returns the payload buffer, n bytes, of the next slot when an open
+// SPSC sender's cached head shows room (no shared index is read), with
+// the slot's length already set to n: the caller fills the buffer and
+// calls PublishFast. Fast stores to a slot past the tail only, which the
+// receiver does not read, so a caller that changes its mind leaves nothing
+// behind. It inlines; when it fails, Refresh tells a stale cached head
+// from a full ring.
+func (s *Sender) Fast(n uint64) ([]byte, bool) {
+	r := s.r
+	if s.tail-s.headCache >= s.room || n > r.maxMsg {
 		return nil, false
 	}
-	r := s.r
-	off := (s.tail&r.mask)*r.stride + layout.SlotHeaderSize
-	return r.data[off : off+r.maxMsg : off+r.maxMsg], true
+	off := (s.tail & r.mask) * r.stride
+	binary.LittleEndian.PutUint32(r.data[off+layout.SlotLen:], uint32(n))
+	off += layout.SlotHeaderSize
+	return r.data[off : off+n : off+n], true
 }
 
 // Refresh re-reads head when Fast found the cached head full, and reports
@@ -155,16 +162,17 @@ func (s *Sender) Refresh() bool {
 	return s.refreshHead(s.tail) == nil && s.tail-s.headCache < s.room
 }
 
-// PublishFast commits the slot Fast returned with n bytes of payload: a
-// length store, one release store of the tail, and a look at the receiver's
-// waiting word.
-func (s *Sender) PublishFast(n int) {
-	r := s.r
-	binary.LittleEndian.PutUint32(r.data[(s.tail&r.mask)*r.stride+layout.SlotLen:], uint32(n))
+// PublishFast commits the slot Fast returned: one release store of the
+// tail and a look at the receiver's waiting word, in one call
+// (publishLoad). It inlines, and reports whether the receiver may be
+// asleep; the caller then calls Wake, out of line.
+func (s *Sender) PublishFast() (wake bool) {
 	s.tail++
-	publish64(r.tail, s.tail) // SYNC POINT "publish" (release half)
-	r.wake(&r.recv)
+	return publishLoad(s.r.tail, s.tail, s.r.recv.waiting) != 0 // SYNC POINT "publish" (release half)
 }
+
+// Wake wakes the receiver after a PublishFast that asked for it.
+func (s *Sender) Wake() { s.r.wake(&s.r.recv) }
 
 // payload returns the payload buffer of the slot for position pos.
 func (s *Sender) payload(pos uint64) []byte {

@@ -65,6 +65,5 @@ type spscConsumer struct{}
 func (spscConsumer) state(*Receiver, uint64) (readiness, error)    { return ready, nil }
 func (q spscConsumer) peek(c *Receiver) ([]byte, readiness, error) { return headPeek(c, q.state) }
 func (spscConsumer) release(c *Receiver, k uint64)                 { headRelease(c, k) }
-func (spscConsumer) runs() bool                                    { return true }
 func (spscConsumer) ahead() bool                                   { return true }
 func (spscConsumer) detach(*Receiver)                              {}

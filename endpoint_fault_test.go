@@ -1,0 +1,81 @@
+package shmchan
+
+import (
+	"context"
+	"os"
+	"runtime/debug"
+	"testing"
+	"time"
+)
+
+// TestEndpointTruncated: a peer truncates the region under live exclusive
+// endpoints. Every endpoint method returns ErrCorrupt (the fault guard of
+// the endpoints' hot paths turns the memory fault into an error, the
+// process does not crash), also when the endpoint is used from another
+// goroutine than the one that took it, and Release puts back the
+// goroutine's panic-on-fault setting.
+func TestEndpointTruncated(t *testing.T) {
+	skipUnderRace(t)
+	for _, used := range []string{"same goroutine", "other goroutine"} {
+		t.Run(used, func(t *testing.T) {
+			name := testName(t)
+			c, err := Create[rec](name, WithCapacity(1024))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			before := debug.SetPanicOnFault(false)
+			defer debug.SetPanicOnFault(before)
+			tx, err := c.Sender()
+			if err != nil {
+				t.Fatal(err)
+			}
+			rx, err := c.Receiver()
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx := context.Background()
+			// Warm both fast paths (cached indices, the slot lengths), so
+			// the calls below fault inside them and not in a slow path.
+			for i := uint64(0); i < 8; i++ {
+				if err := tx.Send(ctx, mkrec(i)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if v, err := rx.Recv(ctx); err != nil || v != mkrec(0) {
+				t.Fatal(v, err)
+			}
+			if err := os.Truncate(shmPath(name), 0); err != nil {
+				t.Fatal(err)
+			}
+			calls := func() {
+				d := 200 * time.Millisecond
+				allow(t, "Sender.Send", bounded(t, "Send", d, func(ctx context.Context) error { return tx.Send(ctx, mkrec(9)) }), ErrCorrupt)
+				allow(t, "Sender.TrySend", tx.TrySend(mkrec(9)), ErrCorrupt)
+				allow(t, "Sender.SendBatch", func() error { _, err := tx.SendBatch(ctx, []rec{mkrec(1), mkrec(2)}); return err }(), ErrCorrupt)
+				allow(t, "Sender.SendFunc", tx.SendFunc(ctx, func(v *rec) { *v = mkrec(3) }), ErrCorrupt)
+				allow(t, "Receiver.Recv", bounded(t, "Recv", d, func(ctx context.Context) error { _, err := rx.Recv(ctx); return err }), ErrCorrupt)
+				allow(t, "Receiver.TryRecv", func() error { _, err := rx.TryRecv(); return err }(), ErrCorrupt)
+				allow(t, "Receiver.RecvBatch", func() error { _, err := rx.RecvBatch(ctx, make([]rec, 4)); return err }(), ErrCorrupt)
+				allow(t, "Receiver.RecvFunc", rx.RecvFunc(ctx, func(*rec) {}), ErrCorrupt)
+			}
+			if used == "same goroutine" {
+				calls()
+			} else {
+				done := make(chan struct{})
+				go func() {
+					defer close(done)
+					calls()
+				}()
+				<-done
+			}
+			tx.Release()
+			rx.Release()
+			if used == "same goroutine" {
+				if on := debug.SetPanicOnFault(false); on {
+					t.Error("panic-on-fault still on after Release; it was off when Sender was called")
+				}
+			}
+		})
+	}
+}
