@@ -22,9 +22,10 @@ type Proc struct {
 	// when the output ends.
 	Lines chan string
 
-	t    testing.TB
-	opts ProcOptions
-	done chan error // the exit error, put back by whoever takes it
+	t       testing.TB
+	opts    ProcOptions
+	done    chan error // the exit error, put back by whoever takes it
+	skipped []string   // the last lines Await passed over, for its messages
 }
 
 // ProcOptions are Start's options.
@@ -83,8 +84,9 @@ func (p *Proc) Await(what string, match func(line string) bool) (line string, ok
 			if match(l) {
 				return l, true
 			}
+			p.skipped = append(p.skipped[max(0, len(p.skipped)-4):], l)
 		case <-timeout:
-			p.t.Fatalf("%s did not print %s within a minute", p.opts.What, what)
+			p.t.Fatalf("%s did not print %s within a minute (its last lines: %q)", p.opts.What, what, p.skipped)
 		}
 	}
 }
@@ -94,7 +96,7 @@ func (p *Proc) Await(what string, match func(line string) bool) (line string, ok
 func (p *Proc) Expect(line string) {
 	p.t.Helper()
 	if _, ok := p.Await(fmt.Sprintf("%q", line), func(l string) bool { return l == line }); !ok {
-		p.t.Fatalf("%s exited before printing %q: %v", p.opts.What, line, p.Wait())
+		p.t.Fatalf("%s exited before printing %q: %v (its last lines: %q)", p.opts.What, line, p.Wait(), p.skipped)
 	}
 }
 
@@ -104,7 +106,7 @@ func (p *Proc) ExpectPrefix(prefix string) string {
 	p.t.Helper()
 	l, ok := p.Await(fmt.Sprintf("%q", prefix), func(l string) bool { return strings.HasPrefix(l, prefix) })
 	if !ok {
-		p.t.Fatalf("%s exited before printing %q: %v", p.opts.What, prefix, p.Wait())
+		p.t.Fatalf("%s exited before printing %q: %v (its last lines: %q)", p.opts.What, prefix, p.Wait(), p.skipped)
 	}
 	return l
 }
