@@ -146,7 +146,7 @@ func watchdog(prefix string) int {
 		fmt.Fprintf(os.Stderr, "testutil watchdog: refusing to sweep prefix %q\n", prefix)
 		return 2
 	}
-	signal.Ignore(syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGPIPE)
+	signal.Ignore(syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGPIPE, syscall.SIGTTOU)
 	var queues []string
 	l := &leftovers{prefix: prefix, keep: map[string]bool{}, queues: func() []string { return queues }}
 	sc := bufio.NewScanner(os.Stdin)
