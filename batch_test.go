@@ -42,12 +42,7 @@ func TestBatchRoundTrip(t *testing.T) {
 // TestSendBatchLargerThanRing: a batch longer than the capacity goes out
 // in several publishes as the receiver makes room.
 func TestSendBatchLargerThanRing(t *testing.T) {
-	name := testName(t)
-	c, err := Create[rec](name, WithCapacity(8))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	name, c := testChan[rec](t, WithCapacity(8))
 	vs := make([]rec, 1000)
 	for i := range vs {
 		vs[i] = mkrec(uint64(i))
@@ -56,7 +51,7 @@ func TestSendBatchLargerThanRing(t *testing.T) {
 	if n, err := c.SendBatch(context.Background(), vs); err != nil || n != 1000 {
 		t.Fatalf("%d %v", n, err)
 	}
-	if err := h.wait(); err != nil {
+	if err := h.Wait(); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -99,12 +94,7 @@ func TestInPlace(t *testing.T) {
 }
 
 func TestAll(t *testing.T) {
-	name := testName(t)
-	c, err := Create[rec](name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	name, c := testChan[rec](t)
 	h := spawn(t, "send", name, "futex", 0, 500, 1)
 	want := uint64(0)
 	for v, err := range c.All(context.Background()) {
@@ -119,7 +109,7 @@ func TestAll(t *testing.T) {
 	if want != 500 {
 		t.Fatalf("All stopped after %d values", want)
 	}
-	if err := h.wait(); err != nil {
+	if err := h.Wait(); err != nil {
 		t.Fatal(err)
 	}
 	// On a closed handle All yields the error.

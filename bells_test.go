@@ -16,12 +16,7 @@ func TestForeignDoorbell(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to chown a queue to another uid")
 	}
-	name := testName(t)
-	c, err := Create[rec](name, WithWait(WaitMQ))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	name, _ := testChan[rec](t, WithWait(WaitMQ))
 	q, err := mq.Open(bellNames(name)[1], os.O_RDWR, 0, nil)
 	if err != nil {
 		t.Fatal(err)

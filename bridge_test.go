@@ -16,12 +16,7 @@ func TestRecvChanSelect(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	for i := range ins {
-		name := testName(t)
-		c, err := Create[rec](name, WithCapacity(64))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
+		name, c := testChan[rec](t, WithCapacity(64))
 		ins[i], errs[i] = RecvChan(ctx, c, 0)
 		spawn(t, "send", name, "futex", 0, n, 1)
 	}
@@ -78,12 +73,7 @@ func TestRecvChanCancel(t *testing.T) {
 // order, and closing the bridge closes the shmchan channel for sending.
 func TestSendChan(t *testing.T) {
 	const n = 3000
-	name := testName(t)
-	c, err := Create[rec](name, WithCapacity(16))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	name, c := testChan[rec](t, WithCapacity(16))
 	h := spawn(t, "recv", name, "futex", 0, n)
 	in, wait := SendChan(context.Background(), c, 8, true)
 	for i := uint64(0); i < n; i++ {
@@ -93,7 +83,7 @@ func TestSendChan(t *testing.T) {
 	if err := wait(); err != nil {
 		t.Fatal(err)
 	}
-	if err := h.wait(); err != nil {
+	if err := h.Wait(); err != nil {
 		t.Fatal(err)
 	}
 	if err := c.TrySend(mkrec(0)); !errors.Is(err, ErrClosed) {

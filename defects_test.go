@@ -5,7 +5,6 @@ package shmchan
 // "defect-*" modes.
 
 import (
-	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -22,6 +21,7 @@ import (
 	"time"
 
 	"github.com/shmchan/shmchan/codec"
+	"github.com/shmchan/shmchan/internal/testutil"
 	"github.com/shmchan/shmchan/layout"
 	"github.com/shmchan/shmchan/ring"
 	"golang.org/x/sys/unix"
@@ -254,10 +254,7 @@ func TestDefectEncoderPanic(t *testing.T) {
 }
 
 func init() {
-	fail := func(mode string, err error) int {
-		fmt.Fprintf(os.Stderr, "helper %s: %v\n", mode, err)
-		return 1
-	}
+	fail := testutil.HelperFailed
 
 	// defect-batch-hold name wait: a producer that claims 1024 positions
 	// with one SendBatch and blocks inside its encoder at the 501st value,
@@ -467,11 +464,11 @@ func TestDefectDeadBatchClaim(t *testing.T) {
 				t.Fatal(err)
 			}
 			h := spawn(t, "defect-batch-hold", name, wait)
-			h.expect("blocked")
+			h.Expect("blocked")
 			if st := rc.Stats(); st.Sent != uint64(rc.Cap()) {
 				t.Fatalf("the helper claimed %d positions, want the whole ring (%d)", st.Sent, rc.Cap())
 			}
-			h.kill()
+			h.Kill()
 			sent := make(chan error, 1)
 			go func() {
 				_, err := b.SendBatch(ctx, []mrec{mkmrec(1, 0), mkmrec(1, 1), mkmrec(1, 2)})
@@ -520,15 +517,6 @@ func TestDefectDeadBatchClaim(t *testing.T) {
 // sleep bound a lost wake-up costs, with room for a noisy machine.
 const wakeBound = 50 * time.Millisecond
 
-// procState returns the state letter of process pid (R, S, T, ...).
-func procState(pid int) byte {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if i := bytes.LastIndexByte(b, ')'); err == nil && i >= 0 && i+2 < len(b) {
-		return b[i+2]
-	}
-	return 0
-}
-
 // TestDefectWakerStops: the sender that wins the CAS claiming the
 // sleeping receiver's wake-up stops (SIGSTOP) or dies (SIGKILL) before its
 // wake call. Then a live sender commits a value (or, kill-join, a new
@@ -557,7 +545,7 @@ func wakerStops(t *testing.T, wait, how string) string {
 	}
 	defer cc.Close()
 	rh := spawn(t, "defect-recv-report", name, wait)
-	rh.expect("ready")
+	rh.Expect("ready")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	b, err := Open[mrec](name)
@@ -574,12 +562,12 @@ func wakerStops(t *testing.T, wait, how string) string {
 		sig = "kill"
 	}
 	h := spawn(t, "defect-wake-send", name, wait, sig, gofile)
-	h.expect("ready")
+	h.Expect("ready")
 	o := newMPSCOrder()
 	next := func() uint64 { // checks the next value the receiver got, returns when
 		var v mrec
 		var at uint64
-		l := rh.next()
+		l := nextLine(rh)
 		if _, err := fmt.Sscanf(l, "got %d %d %d", &v.P, &v.Seq, &at); err != nil {
 			t.Fatalf("receiver: %q (%s)", l, mpscEntries(cc))
 		}
@@ -605,19 +593,15 @@ func wakerStops(t *testing.T, wait, how string) string {
 	if err := os.WriteFile(gofile, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if l := h.next(); l != "claimed" {
+	if l := nextLine(h); l != "claimed" {
 		// The receiver was awake when the waker sent: this run cannot
 		// show the defect either way. Run again.
 		return fmt.Sprintf("helper: %q, not \"claimed\": the receiver was not asleep when the waker sent", l)
 	}
 	if sig == "stop" {
-		for deadline := time.Now().Add(5 * time.Second); procState(h.cmd.Process.Pid) != 'T'; time.Sleep(100 * time.Microsecond) {
-			if time.Now().After(deadline) {
-				t.Fatal("the helper did not stop")
-			}
-		}
+		h.WaitStopped(5 * time.Second)
 	} else {
-		h.wait()
+		h.Wait()
 	}
 	what := "send"
 	t0 := monoNow()
@@ -671,9 +655,9 @@ func receiverDiesWaking(t *testing.T, wait string) string {
 	defer cc.Close()
 	gofile := filepath.Join(t.TempDir(), "go")
 	h := spawn(t, "defect-wake-recv", name, wait, gofile)
-	h.expect("ready")
+	h.Expect("ready")
 	sh := spawn(t, "defect-full-send", name, wait)
-	sh.expect("full")
+	sh.Expect("full")
 	for deadline := time.Now().Add(5 * time.Second); cc.Stats().SendWaiters != 1; time.Sleep(time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatal("the sender did not sleep")
@@ -683,10 +667,10 @@ func receiverDiesWaking(t *testing.T, wait string) string {
 	if err := os.WriteFile(gofile, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if l := h.next(); l != "claimed" {
+	if l := nextLine(h); l != "claimed" {
 		t.Fatalf("helper: %q, want \"claimed\" (was the sender not asleep?)", l)
 	}
-	h.wait()
+	h.Wait()
 	rc, err := Open[mrec](name)
 	if err != nil {
 		t.Fatal(err)
@@ -698,7 +682,7 @@ func receiverDiesWaking(t *testing.T, wait string) string {
 		t.Fatalf("TryRecv: %+v, %v", v, err)
 	}
 	var at uint64
-	if l := sh.next(); func() bool { _, err := fmt.Sscanf(l, "sent %d", &at); return err != nil }() {
+	if l := nextLine(sh); func() bool { _, err := fmt.Sscanf(l, "sent %d", &at); return err != nil }() {
 		t.Fatalf("sender: %q", l)
 	}
 	lat := time.Duration(at - t0)
@@ -791,7 +775,7 @@ func wakeLatency(t *testing.T, wait string, d time.Duration) (lat []time.Duratio
 	var hs []*helper
 	for id := range senders {
 		h := spawn(t, "defect-latency-send", name, wait, id, d, gofile)
-		h.expect("ready")
+		h.Expect("ready")
 		hs = append(hs, h)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), d+30*time.Second)
@@ -832,7 +816,7 @@ func wakeLatency(t *testing.T, wait string, d time.Duration) (lat []time.Duratio
 	stall = <-gauge
 	for _, h := range hs {
 		var ns int64
-		if _, err := fmt.Sscanf(h.next(), "stall %d", &ns); err != nil {
+		if _, err := fmt.Sscanf(nextLine(h), "stall %d", &ns); err != nil {
 			t.Fatalf("sender's report: %v", err)
 		}
 		stall = max(stall, time.Duration(ns))

@@ -38,3 +38,30 @@ func TestLibraryDeps(t *testing.T) {
 		t.Fatalf("go list gave %d packages, expected the library's own at least:\n%s", n, out)
 	}
 }
+
+// TestTestutilOnlyInTests: internal/testutil, the tests' scaffolding, is
+// imported by tests only, never by a package's own code (library, tools,
+// examples).
+func TestTestutilOnlyInTests(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the go command")
+	}
+	const testutil = "github.com/shmchan/shmchan/internal/testutil"
+	out, err := exec.Command("go", "list", "-f", "{{.ImportPath}}: {{join .Imports \" \"}}", "./...").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go list: %v\n%s", err, out)
+	}
+	n := 0
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		n++
+		pkg, imports, _ := strings.Cut(line, ": ")
+		for _, p := range strings.Fields(imports) {
+			if p == testutil {
+				t.Errorf("%s imports %s outside its tests", pkg, testutil)
+			}
+		}
+	}
+	if n < 10 {
+		t.Fatalf("go list gave %d packages, expected the module's:\n%s", n, out)
+	}
+}

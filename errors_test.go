@@ -883,7 +883,7 @@ func TestCodecsCrossProcess(t *testing.T) {
 					t.Fatal(err)
 				}
 				if dir == "helper-sends" {
-					if err := spawn(t, "errs-codec", kind, "send", name).wait(); err != nil {
+					if err := spawn(t, "errs-codec", kind, "send", name).Wait(); err != nil {
 						t.Fatalf("helper: %v", err)
 					}
 					if err := k.recv(name); err != nil {
@@ -893,7 +893,7 @@ func TestCodecsCrossProcess(t *testing.T) {
 					if err := k.send(name); err != nil {
 						t.Fatal(err)
 					}
-					if err := spawn(t, "errs-codec", kind, "recv", name).wait(); err != nil {
+					if err := spawn(t, "errs-codec", kind, "recv", name).Wait(); err != nil {
 						t.Fatalf("helper: %v", err)
 					}
 				}

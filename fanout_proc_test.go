@@ -21,6 +21,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/shmchan/shmchan/internal/testutil"
 )
 
 // Helper processes.
@@ -35,13 +37,7 @@ import (
 // (buffered, flushed at exit: for throughput runs). After pause values (0:
 // never) it prints "paused" and waits for gofile to exist.
 func fanRecv(args []string) int {
-	arg := func(i int) string {
-		if i < len(args) {
-			return args[i]
-		}
-		return ""
-	}
-	num := func(i int) uint64 { n, _ := strconv.ParseUint(arg(i), 10, 64); return n }
+	arg, num := testutil.Args(args).Str, testutil.Args(args).Num
 	var w io.Writer = os.Stdout
 	var bw *bufio.Writer
 	if arg(3) == "buf" {
@@ -165,13 +161,7 @@ func fanRecv(args []string) int {
 // returned (so every value up to it was committed); it prints "done" at the
 // end, or "closed" if the channel was closed first.
 func fanSend(args []string) int {
-	arg := func(i int) string {
-		if i < len(args) {
-			return args[i]
-		}
-		return ""
-	}
-	num := func(i int) uint64 { n, _ := strconv.ParseUint(arg(i), 10, 64); return n }
+	arg, num := testutil.Args(args).Str, testutil.Args(args).Num
 	failed := func(err error) int {
 		say("error %v", err)
 		fmt.Fprintf(os.Stderr, "helper fan-send: %v\n", err)
@@ -238,7 +228,7 @@ func startFan(t testing.TB, mode string, args ...any) *fanProc {
 	p := &fanProc{h: spawn(t, mode, args...), done: make(chan struct{})}
 	go func() {
 		defer close(p.done)
-		for l := range p.h.lines {
+		for l := range p.h.Lines {
 			p.mu.Lock()
 			p.lines = append(p.lines, l)
 			p.mu.Unlock()
@@ -270,7 +260,7 @@ func (p *fanProc) await(t testing.TB, line string) {
 			if p.has(line) {
 				return
 			}
-			t.Fatalf("helper exited (%v) before printing %q; it printed %q", p.h.wait(), line, p.tail())
+			t.Fatalf("helper exited (%v) before printing %q; it printed %q", p.h.Wait(), line, p.tail())
 		case <-time.After(200 * time.Microsecond):
 		}
 		if time.Now().After(deadline) {
@@ -294,7 +284,7 @@ func (p *fanProc) finish(t testing.TB, d time.Duration) ([]string, error) {
 	case <-time.After(d):
 		t.Fatalf("helper still running after %v: a hang; it printed %q", d, p.tail())
 	}
-	err := p.h.wait()
+	err := p.h.Wait()
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.lines, err
@@ -302,39 +292,11 @@ func (p *fanProc) finish(t testing.TB, d time.Duration) ([]string, error) {
 
 // kill SIGKILLs the helper and returns every line it printed.
 func (p *fanProc) kill() []string {
-	p.h.kill()
+	p.h.Kill()
 	<-p.done
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.lines
-}
-
-func (p *fanProc) signal(t testing.TB, sig syscall.Signal) {
-	t.Helper()
-	if err := p.h.cmd.Process.Signal(sig); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// stop SIGSTOPs the helper and waits until it is stopped: kill(2) returns
-// before the signal takes effect, and until then the process runs on.
-func (p *fanProc) stop(t testing.TB) {
-	t.Helper()
-	p.signal(t, syscall.SIGSTOP)
-	stat := fmt.Sprintf("/proc/%d/stat", p.h.cmd.Process.Pid)
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Microsecond) {
-		b, err := os.ReadFile(stat)
-		if err != nil {
-			t.Fatal(err)
-		}
-		// The state follows the parenthesised command name.
-		if i := strings.LastIndexByte(string(b), ')'); i > 0 && i+2 < len(b) && (b[i+2] == 'T' || b[i+2] == 't') {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("helper not stopped 10s after SIGSTOP: %s", b)
-		}
-	}
 }
 
 // fanKey names one value: its sender and sequence number.
@@ -629,9 +591,9 @@ func wqKill(t *testing.T, senders, receivers int, wait string, rounds int) {
 			rs[k] = newReceiver()
 		default: // a stopped receiver is waited for, never robbed
 			stops++
-			rs[k].signal(t, syscall.SIGSTOP)
+			rs[k].h.Signal(syscall.SIGSTOP)
 			time.Sleep(time.Duration(rand.IntN(3*fanStuck)+fanStuck) * time.Microsecond)
-			rs[k].signal(t, syscall.SIGCONT)
+			rs[k].h.Signal(syscall.SIGCONT)
 		}
 	}
 	// The end: every sender is killed (what it confirmed is known), the
@@ -786,12 +748,7 @@ func (p *fanProc) awaitVals(t testing.TB, n int) {
 // others get every value in order.
 func TestBroadcastGate(t *testing.T) {
 	const capacity, stuck = 16, 20 * time.Millisecond
-	name := testName(t)
-	c, err := Create[mrec](name, WithBroadcast(WaitForSlowest), WithConsumers(3), WithCapacity(capacity), withStuckCheck(stuck))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	name, c := testChan[mrec](t, WithBroadcast(WaitForSlowest), WithConsumers(3), WithCapacity(capacity), withStuckCheck(stuck))
 	rs := make([]*fanProc, 3)
 	for k := range rs {
 		rs[k] = startFan(t, "fan-recv", name, "futex", "recv", "raw", stuck.Microseconds(), 0, "-")
@@ -800,7 +757,7 @@ func TestBroadcastGate(t *testing.T) {
 		r.await(t, "joined")
 	}
 	slow := rs[2]
-	t.Cleanup(func() { slow.h.cmd.Process.Signal(syscall.SIGCONT) })
+	t.Cleanup(func() { slow.h.Cmd.Process.Signal(syscall.SIGCONT) })
 	seq := uint64(0)
 	// fill sends with TrySend until ErrFull and returns how many it sent.
 	fill := func() int {
@@ -830,7 +787,7 @@ func TestBroadcastGate(t *testing.T) {
 		}
 	}
 	for round := 0; round < 2; round++ {
-		slow.stop(t)
+		slow.h.Stop()
 		// The stopped subscriber has read everything sent before: a whole
 		// ring fits, then nothing.
 		if at := len(slow.vals(t).vals); at != int(seq) {
@@ -843,14 +800,14 @@ func TestBroadcastGate(t *testing.T) {
 		rs[1].awaitVals(t, int(seq))
 		gated(10 * stuck)
 		if round == 0 {
-			slow.signal(t, syscall.SIGCONT)
+			slow.h.Signal(syscall.SIGCONT)
 			slow.awaitVals(t, int(seq))
 		}
 	}
 	// Killed: it stops gating within the stuck check (measured from the
 	// kill to the first value that fits).
 	killed := time.Now()
-	slow.h.cmd.Process.Signal(syscall.SIGKILL)
+	slow.h.Cmd.Process.Signal(syscall.SIGKILL)
 	var err2 error
 	for {
 		if err2 = c.TrySend(mkmrec(0, seq)); !errors.Is(err2, ErrFull) {
@@ -911,12 +868,7 @@ func TestBroadcastGate(t *testing.T) {
 func TestBroadcastDropOldestProcesses(t *testing.T) {
 	t.Run("paused", func(t *testing.T) {
 		const capacity, pause, total = 16, 5, 500
-		name := testName(t)
-		c, err := Create[mrec](name, WithBroadcast(DropOldest), WithConsumers(3), WithCapacity(capacity))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
+		name, c := testChan[mrec](t, WithBroadcast(DropOldest), WithConsumers(3), WithCapacity(capacity))
 		gofile := filepath.Join(t.TempDir(), "go")
 		lagger := startFan(t, "fan-recv", name, "futex", "recv", "raw", 0, pause, gofile)
 		reader := startFan(t, "fan-recv", name, "futex", "func", "raw", 0, 0, "-")
@@ -971,12 +923,7 @@ func TestBroadcastDropOldestProcesses(t *testing.T) {
 	})
 	t.Run("racing", func(t *testing.T) {
 		total := fanCount(200_000, 20_000)
-		name := testName(t)
-		c, err := Create[mrec](name, WithBroadcast(DropOldest), WithConsumers(3), WithCapacity(4))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
+		name, c := testChan[mrec](t, WithBroadcast(DropOldest), WithConsumers(3), WithCapacity(4))
 		rs := []*fanProc{
 			startFan(t, "fan-recv", name, "futex", "func", "buf", 0, 0, "-"),
 			startFan(t, "fan-recv", name, "futex", "recv", "buf", 0, 0, "-"),
@@ -1045,12 +992,7 @@ func checkLapped(t *testing.T, r *fanProc, total uint64) {
 func TestBroadcastLateJoiner(t *testing.T) {
 	for _, pol := range []Overflow{WaitForSlowest, DropOldest} {
 		t.Run(pol.String(), func(t *testing.T) {
-			name := testName(t)
-			c, err := Create[mrec](name, WithBroadcast(pol), WithConsumers(2), WithCapacity(64))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
+			name, c := testChan[mrec](t, WithBroadcast(pol), WithConsumers(2), WithCapacity(64))
 			early := startFan(t, "fan-recv", name, "futex", "recv", "raw", 0, 0, "-")
 			early.await(t, "joined")
 			for i := uint64(0); i < 20; i++ {
@@ -1123,12 +1065,7 @@ func TestCloseSendDrainsProcesses(t *testing.T) {
 				continue
 			}
 			t.Run(tp.name+"/"+wait, func(t *testing.T) {
-				name := testName(t)
-				c, err := Create[mrec](name, append([]Option{waitOpt(wait), WithCapacity(64)}, tp.opts...)...)
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer c.Close()
+				name, c := testChan[mrec](t, append([]Option{waitOpt(wait), WithCapacity(64)}, tp.opts...)...)
 				hows := []string{"recv", "func", "all"}
 				rs := make([]*fanProc, tp.receivers)
 				for k := range rs {
@@ -1194,12 +1131,7 @@ func TestCloseSendDrainsProcesses(t *testing.T) {
 func TestFanOutBusy(t *testing.T) {
 	for _, tp := range fanTopologies[2:] {
 		t.Run(tp.name, func(t *testing.T) {
-			name := testName(t)
-			c, err := Create[mrec](name, append([]Option{WithConsumers(2)}, tp.opts...)...)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
+			name, c := testChan[mrec](t, append([]Option{WithConsumers(2)}, tp.opts...)...)
 			hs := []*fanProc{
 				startFan(t, "fan-recv", name, "futex", "recv", "raw", 0, 0, "-"),
 				startFan(t, "fan-recv", name, "futex", "recv", "raw", 0, 0, "-"),
@@ -1266,12 +1198,7 @@ func TestFanOutContext(t *testing.T) {
 	for _, tp := range fanTopologies[2:] {
 		for _, wait := range crossWaits {
 			t.Run(tp.name+"/"+wait, func(t *testing.T) {
-				name := testName(t)
-				c, err := Create[mrec](name, append([]Option{waitOpt(wait), WithCapacity(4), withStuckCheck(time.Minute)}, tp.opts...)...)
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer c.Close()
+				name, c := testChan[mrec](t, append([]Option{waitOpt(wait), WithCapacity(4), withStuckCheck(time.Minute)}, tp.opts...)...)
 				// cancelled runs call with a context cancelled after a while and
 				// checks that it returns Canceled within limit of the cancel.
 				cancelled := func(what string, sleeps func() uint64, call func(ctx context.Context) error) {

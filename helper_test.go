@@ -1,17 +1,12 @@
 package shmchan
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"os/exec"
-	"strconv"
-	"strings"
-	"syscall"
 	"testing"
-	"time"
+
+	"github.com/shmchan/shmchan/internal/testutil"
 )
 
 // Cross-process tests re-run this test binary as a helper process. The
@@ -53,29 +48,14 @@ func waitOpt(s string) Option {
 	return WithWait(WaitFutex)
 }
 
-func say(format string, args ...any) {
-	fmt.Fprintf(os.Stdout, format+"\n", args...) // os.Stdout is unbuffered
-}
+var say = testutil.Say
 
 // runHelper is the helper process's main. Its exit code is the test's
 // verdict on the helper's side.
-func runHelper(mode string) int {
-	args := strings.Fields(os.Getenv(helperArgs))
-	arg := func(i int) string {
-		if i < len(args) {
-			return args[i]
-		}
-		return ""
-	}
-	num := func(i int) uint64 {
-		n, _ := strconv.ParseUint(arg(i), 10, 64)
-		return n
-	}
+func runHelper(mode string, args []string) int {
+	arg, num := testutil.Args(args).Str, testutil.Args(args).Num
 	ctx := context.Background()
-	fail := func(err error) int {
-		fmt.Fprintf(os.Stderr, "helper %s: %v\n", mode, err)
-		return 1
-	}
+	fail := func(err error) int { return testutil.HelperFailed(mode, err) }
 	switch mode {
 	case "send": // name wait start count close(0/1) [cap]
 		opts := []Option{waitOpt(arg(1))}
@@ -186,13 +166,7 @@ func runHelper(mode string) int {
 // returns its exit code.
 var extraHelpers = map[string]func(args []string) int{}
 
-// hang blocks until the process is killed. (select {} would not do: with
-// nothing else to run, the runtime ends the process as deadlocked.)
-func hang() {
-	for {
-		time.Sleep(time.Hour)
-	}
-}
+var hang = testutil.Hang
 
 func sink[T any](name string, n uint64) error {
 	c, err := Open[T](name)
@@ -213,88 +187,11 @@ func sink[T any](name string, n uint64) error {
 }
 
 // helper is a running helper process.
-type helper struct {
-	t     testing.TB
-	cmd   *exec.Cmd
-	lines chan string
-	done  chan error
-}
+type helper = testutil.Proc
 
 // spawn starts a helper and arranges for it to be killed and reaped when
 // the test ends.
 func spawn(t testing.TB, mode string, args ...any) *helper {
 	t.Helper()
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	strs := make([]string, len(args))
-	for i, a := range args {
-		strs[i] = fmt.Sprint(a)
-	}
-	cmd := exec.Command(exe, "-test.run=^$")
-	cmd.Env = append(os.Environ(), helperEnv+"="+mode, helperArgs+"="+strings.Join(strs, " "))
-	cmd.Stderr = os.Stderr
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	h := &helper{t: t, cmd: cmd, lines: make(chan string, 1<<16), done: make(chan error, 1)}
-	go func() {
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			h.lines <- sc.Text()
-		}
-		close(h.lines)
-		h.done <- cmd.Wait()
-	}()
-	t.Cleanup(func() { h.kill() })
-	return h
-}
-
-// expect waits for the helper to print line.
-func (h *helper) expect(line string) {
-	h.t.Helper()
-	timeout := time.After(time.Minute)
-	for {
-		select {
-		case l, ok := <-h.lines:
-			if !ok {
-				h.t.Fatalf("helper exited before printing %q: %v", line, h.wait())
-			}
-			if l == line {
-				return
-			}
-		case <-timeout:
-			h.t.Fatalf("helper did not print %q within a minute", line)
-		}
-	}
-}
-
-// wait waits for the helper to exit and returns its error.
-func (h *helper) wait() error {
-	select {
-	case err := <-h.done:
-		h.done <- err
-		return err
-	case <-time.After(2 * time.Minute):
-		h.kill()
-		return fmt.Errorf("helper did not exit within two minutes")
-	}
-}
-
-// kill SIGKILLs the helper and reaps it. (It does not look at
-// cmd.ProcessState first: the reader goroutine's cmd.Wait writes it, a
-// data race when the helper exited by itself. Signalling a process that
-// has been waited for is a no-op that returns os.ErrProcessDone.)
-func (h *helper) kill() {
-	h.cmd.Process.Signal(syscall.SIGKILL)
-	select {
-	case err := <-h.done:
-		h.done <- err
-	case <-time.After(30 * time.Second):
-	}
+	return testutil.Helper(t, 1<<16, mode, args...)
 }

@@ -14,7 +14,6 @@ import (
 	"math"
 	"os"
 	"os/exec"
-	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -26,6 +25,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/shmchan/shmchan/futex"
+	"github.com/shmchan/shmchan/internal/testutil"
 	"github.com/shmchan/shmchan/layout"
 	"github.com/shmchan/shmchan/shm"
 )
@@ -84,30 +84,7 @@ func bounded(t *testing.T, what string, d time.Duration, f func(ctx context.Cont
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
-	type result struct {
-		err   error
-		panic any
-		stack []byte
-	}
-	done := make(chan result, 1)
-	go func() {
-		defer func() {
-			if p := recover(); p != nil {
-				done <- result{panic: p, stack: debug.Stack()}
-			}
-		}()
-		done <- result{err: f(ctx)}
-	}()
-	select {
-	case r := <-done:
-		if r.panic != nil {
-			t.Fatalf("%s panicked: %v\n%s", what, r.panic, r.stack)
-		}
-		return r.err
-	case <-time.After(d + 15*time.Second):
-		t.Fatalf("%s hung: still running 15s after its context expired", what)
-	}
-	return nil
+	return testutil.Bounded(t, what, d+15*time.Second, func() error { return f(ctx) })
 }
 
 // allow checks that err matches one of allowed (errNone: nil).
@@ -119,6 +96,19 @@ func allow(t *testing.T, what string, err error, allowed ...error) {
 		}
 	}
 	t.Errorf("%s: %v, want one of %v", what, err, allowed)
+}
+
+// headPastTail checks that TrySend on c, whose head a peer set to head,
+// past the tail, finds the lie. The sender may not look at the head until
+// its cached view says the ring is full (nine tries fill a ring of 8);
+// by then it must see it.
+func headPastTail(t *testing.T, c *Chan[rec], head uint64) {
+	t.Helper()
+	var err error
+	for i := 0; i <= 8 && err == nil; i++ {
+		err = bounded(t, "TrySend", time.Second, func(context.Context) error { return c.TrySend(mkrec(9)) })
+	}
+	allow(t, fmt.Sprintf("TrySend with head %d past tail", head), err, ErrCorrupt)
 }
 
 // hostileChan creates a channel of rec and maps it as a hostile peer.
@@ -197,13 +187,7 @@ func TestHostileSPSC(t *testing.T) {
 				}
 			}
 			p.set64(layout.OffHead, head)
-			// The sender may not look at the head until its cached view says
-			// the ring is full; by then it must see the lie.
-			var err error
-			for i := 0; i <= 8 && err == nil; i++ {
-				err = bounded(t, "TrySend", time.Second, func(context.Context) error { return c.TrySend(mkrec(9)) })
-			}
-			allow(t, fmt.Sprintf("TrySend with head %d past tail", head), err, ErrCorrupt)
+			headPastTail(t, c, head)
 			sendMethods(t, c, ErrCorrupt)
 		}
 	})
@@ -479,7 +463,7 @@ func TestHostileMPSC(t *testing.T) {
 		// dies its garbage is skipped.
 		c, p := mpsc(t)
 		h := spawn(t, "hostile-hold", c.Name())
-		h.expect("holding")
+		h.Expect("holding")
 		if v, err := c.TryRecv(); err != nil || v != mkrec(0) {
 			t.Fatalf("the holder's value: %+v %v", v, err)
 		}
@@ -501,7 +485,7 @@ func TestHostileMPSC(t *testing.T) {
 		if a := c.Stats().Abandoned; a != 0 {
 			t.Fatalf("a live writer's slot was abandoned (stats %+v)", c.Stats())
 		}
-		h.kill()
+		h.Kill()
 		sendAndFind(t, c)
 		if a := c.Stats().Abandoned; a != 1 {
 			t.Errorf("abandoned %d, want 1", a)
@@ -532,11 +516,7 @@ func TestHostileMPSC(t *testing.T) {
 				t.Fatal(err)
 			}
 			p.set64(layout.OffHead, head)
-			var err error
-			for i := 0; i <= 8 && err == nil; i++ {
-				err = bounded(t, "TrySend", time.Second, func(context.Context) error { return c.TrySend(mkrec(9)) })
-			}
-			allow(t, fmt.Sprintf("TrySend with head %d past tail", head), err, ErrCorrupt)
+			headPastTail(t, c, head)
 			sendMethods(t, c, ErrCorrupt)
 		}
 	})
@@ -779,7 +759,7 @@ func TestHostileTruncateWhileBlocked(t *testing.T) {
 						return st.RecvWaiting != 0
 					}, "the call to sleep")
 				}
-				if err := spawn(t, "hostile-truncate", shmPath(name), 0).wait(); err != nil {
+				if err := spawn(t, "hostile-truncate", shmPath(name), 0).Wait(); err != nil {
 					t.Fatalf("helper: %v", err)
 				}
 				closed := make(chan error, 1)

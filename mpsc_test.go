@@ -23,6 +23,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/shmchan/shmchan/internal/testutil"
 	"github.com/shmchan/shmchan/layout"
 	"github.com/shmchan/shmchan/ring"
 )
@@ -139,10 +140,7 @@ func waitFile(path string, poll time.Duration) {
 }
 
 func init() {
-	fail := func(mode string, err error) int {
-		fmt.Fprintf(os.Stderr, "helper %s: %v\n", mode, err)
-		return 1
-	}
+	fail := testutil.HelperFailed
 	num := func(args []string, i int) uint64 {
 		if i >= len(args) {
 			return 0
@@ -283,24 +281,11 @@ func mpscEntries(c *Chan[mrec]) string {
 	return b.String()
 }
 
-// next returns the helper's next line other than "ready" ("" if it
+// nextLine returns the helper's next line other than "ready" ("" if it
 // exited), waiting up to a minute.
-func (h *helper) next() string {
-	h.t.Helper()
-	timeout := time.After(time.Minute)
-	for {
-		select {
-		case l, ok := <-h.lines:
-			if !ok {
-				return ""
-			}
-			if l != "ready" {
-				return l
-			}
-		case <-timeout:
-			h.t.Fatal("helper printed nothing for a minute")
-		}
-	}
+func nextLine(h *helper) string {
+	l, _ := h.Await(`a line other than "ready"`, func(l string) bool { return l != "ready" })
+	return l
 }
 
 // drainClosed receives until ErrClosed, checking each value, under ctx.
@@ -342,19 +327,14 @@ func TestMPSCCrossProcess(t *testing.T) {
 					// is idle, 20 s when it is loaded: futex and mq cover 8.
 					t.Skipf("spin with %d producer processes on %d cores", procs, runtime.NumCPU())
 				}
-				name := testName(t)
-				c, err := Create[mrec](name, WithMultiProducer(), waitOpt(wait))
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer c.Close()
+				name, c := testChan[mrec](t, WithMultiProducer(), waitOpt(wait))
 				gofile := filepath.Join(t.TempDir(), "go")
 				hs := make([]*helper, procs)
 				for p := range hs {
 					hs[p] = spawn(t, "mpsc-send", name, p, n, mpscHow[p%len(mpscHow)], gofile)
 				}
 				for _, h := range hs {
-					h.expect("ready")
+					h.Expect("ready")
 				}
 				if err := os.WriteFile(gofile, nil, 0o600); err != nil {
 					t.Fatal(err)
@@ -375,7 +355,7 @@ func TestMPSCCrossProcess(t *testing.T) {
 				}
 				elapsed := time.Since(start)
 				for p, h := range hs {
-					if err := h.wait(); err != nil {
+					if err := h.Wait(); err != nil {
 						t.Fatalf("producer %d: %v", p, err)
 					}
 				}
@@ -420,12 +400,7 @@ func TestMPSCInProcess(t *testing.T) {
 	for _, wait := range crossWaits {
 		for _, producers := range []int{1, 4, 8} {
 			t.Run(fmt.Sprintf("%s/%d", wait, producers), func(t *testing.T) {
-				name := testName(t)
-				c, err := Create[mrec](name, WithMultiProducer(), waitOpt(wait), WithCapacity(256))
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer c.Close()
+				name, c := testChan[mrec](t, WithMultiProducer(), waitOpt(wait), WithCapacity(256))
 				ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 				defer cancel()
 				var wg sync.WaitGroup
@@ -546,14 +521,9 @@ func TestMPSCDeadWriter(t *testing.T) {
 	for _, wait := range crossWaits[:2] {
 		t.Run(wait, func(t *testing.T) {
 			const k = 2000
-			name := testName(t)
-			c, err := Create[mrec](name, WithMultiProducer(), waitOpt(wait), WithCapacity(64), withStuckCheck(mpscStuck))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
+			name, c := testChan[mrec](t, WithMultiProducer(), waitOpt(wait), WithCapacity(64), withStuckCheck(mpscStuck))
 			a := spawn(t, "mpsc-claim", name, 0, "-")
-			a.expect("claimed")
+			a.Expect("claimed")
 			b := spawn(t, "mpsc-send", name, 1, k, "send", "-")
 			cc := spawn(t, "mpsc-send", name, 2, k, "batch", "-")
 			// B and C fill the ring behind A's slot and block.
@@ -561,12 +531,12 @@ func TestMPSCDeadWriter(t *testing.T) {
 			if got := c.Stats().Abandoned; got != 0 {
 				t.Fatalf("%d slots abandoned while their writer lives", got)
 			}
-			a.cmd.Process.Signal(syscall.SIGKILL)
-			a.wait()
+			a.Cmd.Process.Signal(syscall.SIGKILL)
+			a.Wait()
 			o := newMPSCOrder()
 			mpscRecvN(t, c, o, 2*k, time.Minute)
 			for _, h := range []*helper{b, cc} {
-				if err := h.wait(); err != nil {
+				if err := h.Wait(); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -582,7 +552,7 @@ func TestMPSCDeadWriter(t *testing.T) {
 			// The channel goes on: a new producer (it may take A's entry).
 			d := spawn(t, "mpsc-send", name, 3, 100, "func", "-")
 			mpscRecvN(t, c, o, 100, time.Minute)
-			if err := d.wait(); err != nil {
+			if err := d.Wait(); err != nil {
 				t.Fatal(err)
 			}
 			if err := c.CloseSend(); err != nil {
@@ -615,21 +585,16 @@ func TestMPSCDeadWriterQueueBehind(t *testing.T) {
 			limit := 20 * mpscStuck // a fixed receiver takes 1 to 2 intervals
 			best := time.Duration(1<<63 - 1)
 			for attempt := 0; attempt < 3 && best >= limit; attempt++ {
-				name := testName(t)
-				c, err := Create[mrec](name, WithMultiProducer(), waitOpt(wait), WithCapacity(64), withStuckCheck(mpscStuck))
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer c.Close()
+				name, c := testChan[mrec](t, WithMultiProducer(), waitOpt(wait), WithCapacity(64), withStuckCheck(mpscStuck))
 				a := spawn(t, "mpsc-claim", name, 0, "-")
-				a.expect("claimed")
+				a.Expect("claimed")
 				b := spawn(t, "mpsc-send", name, 1, k, "send", "-")
-				b.expect("done")
-				if err := b.wait(); err != nil {
+				b.Expect("done")
+				if err := b.Wait(); err != nil {
 					t.Fatal(err)
 				}
-				a.cmd.Process.Signal(syscall.SIGKILL)
-				a.wait()
+				a.Cmd.Process.Signal(syscall.SIGKILL)
+				a.Wait()
 				o := newMPSCOrder()
 				start := time.Now()
 				v, err := recvWithin(context.Background(), c)
@@ -667,12 +632,7 @@ func TestMPSCStaleClaim(t *testing.T) {
 	if raceEnabled || testing.Short() {
 		trials, budget = 1000, time.Second
 	}
-	name := testName(t)
-	c, err := Create[mrec](name, WithMultiProducer(), WithCapacity(1), WithWait(WaitSpin))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	_, c := testChan[mrec](t, WithMultiProducer(), WithCapacity(1), WithWait(WaitSpin))
 	var dead [3]atomic.Bool
 	r, err := ring.New(c.mem, c.hdr, ring.Config{
 		Spin:       -1,
@@ -784,12 +744,7 @@ func TestMPSCStoppedWriter(t *testing.T) {
 	for _, wait := range crossWaits[:2] {
 		t.Run(wait, func(t *testing.T) {
 			const before, after = 100, 300
-			name := testName(t)
-			c, err := Create[mrec](name, WithMultiProducer(), waitOpt(wait), WithCapacity(1024), withStuckCheck(mpscStuck))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
+			name, c := testChan[mrec](t, WithMultiProducer(), waitOpt(wait), WithCapacity(1024), withStuckCheck(mpscStuck))
 			// Producer 9 (this process, its own handle) sends before A claims.
 			p9, err := Open[mrec](name)
 			if err != nil {
@@ -804,14 +759,14 @@ func TestMPSCStoppedWriter(t *testing.T) {
 			a := spawn(t, "mpsc-claim", name, 0, gofile)
 			// Whatever happens, A is continued (spawn's cleanup kills it;
 			// SIGKILL ends a stopped process too).
-			t.Cleanup(func() { a.cmd.Process.Signal(syscall.SIGCONT) })
-			a.expect("claimed")
-			if err := a.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+			t.Cleanup(func() { a.Cmd.Process.Signal(syscall.SIGCONT) })
+			a.Expect("claimed")
+			if err := a.Cmd.Process.Signal(syscall.SIGSTOP); err != nil {
 				t.Fatal(err)
 			}
 			b := spawn(t, "mpsc-send", name, 1, after, "send", "-")
-			b.expect("done")
-			if err := b.wait(); err != nil {
+			b.Expect("done")
+			if err := b.Wait(); err != nil {
 				t.Fatal(err)
 			}
 			o := newMPSCOrder()
@@ -837,7 +792,7 @@ func TestMPSCStoppedWriter(t *testing.T) {
 			if err := os.WriteFile(gofile, nil, 0o600); err != nil {
 				t.Fatal(err)
 			}
-			if err := a.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+			if err := a.Cmd.Process.Signal(syscall.SIGCONT); err != nil {
 				t.Fatal(err)
 			}
 			rctx, cancel := context.WithTimeout(ctx, time.Minute)
@@ -847,8 +802,8 @@ func TestMPSCStoppedWriter(t *testing.T) {
 				t.Fatalf("after SIGCONT: got %+v, %v; want A's value", v, err)
 			}
 			o.check(v)
-			a.expect("committed")
-			if err := a.wait(); err != nil {
+			a.Expect("committed")
+			if err := a.Wait(); err != nil {
 				t.Fatal(err)
 			}
 			mpscRecvN(t, c, o, after, time.Minute)
@@ -910,12 +865,7 @@ func TestMPSCRandomKill(t *testing.T) {
 		desc := fmt.Sprintf("round %d (%s, capacity %d, producers %v, victim %d killed %s)", round, wait, capacity, how, victim, when)
 		roundStart := time.Now()
 		ok := t.Run(strconv.Itoa(round), func(t *testing.T) {
-			name := testName(t)
-			c, err := Create[mrec](name, WithMultiProducer(), waitOpt(wait), WithCapacity(capacity), withStuckCheck(mpscStuck))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
+			name, c := testChan[mrec](t, WithMultiProducer(), waitOpt(wait), WithCapacity(capacity), withStuckCheck(mpscStuck))
 			hs := make([]*helper, 4)
 			for p := range hs {
 				hs[p] = spawn(t, "mpsc-send", name, p, n, how[p], "-")
@@ -924,7 +874,7 @@ func TestMPSCRandomKill(t *testing.T) {
 			killed := make(chan struct{})
 			kill := func() {
 				once.Do(func() {
-					hs[victim].cmd.Process.Signal(syscall.SIGKILL)
+					hs[victim].Cmd.Process.Signal(syscall.SIGKILL)
 					close(killed)
 				})
 			}
@@ -957,7 +907,7 @@ func TestMPSCRandomKill(t *testing.T) {
 			kill() // if the victim sent everything first
 			<-killed
 			for p, h := range hs {
-				err := h.wait()
+				err := h.Wait()
 				if p != victim && err != nil {
 					t.Fatalf("%s: producer %d: %v", desc, p, err)
 				}
@@ -999,33 +949,28 @@ func TestMPSCRandomKill(t *testing.T) {
 // both; a third producer, in another process or this one, gets ErrBusy;
 // when a holder is killed, its entry is taken by the next producer.
 func TestMPSCBusy(t *testing.T) {
-	name := testName(t)
-	c, err := Create[mrec](name, WithMultiProducer(), WithProducers(2))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	name, c := testChan[mrec](t, WithMultiProducer(), WithProducers(2))
 	h1 := spawn(t, "mpsc-hold", name, 1)
-	h1.expect("holding")
+	h1.Expect("holding")
 	h2 := spawn(t, "mpsc-hold", name, 2)
-	h2.expect("holding")
+	h2.Expect("holding")
 	if err := c.TrySend(mkmrec(0, 0)); !errors.Is(err, ErrBusy) {
 		t.Fatalf("third producer in this process: %v, want ErrBusy", err)
 	}
 	h3 := spawn(t, "mpsc-hold", name, 3)
-	h3.expect("busy")
-	if err := h3.wait(); err != nil {
+	h3.Expect("busy")
+	if err := h3.Wait(); err != nil {
 		t.Fatal(err)
 	}
-	h1.kill()
+	h1.Kill()
 	// The dead holder's entry is free: this process's producer takes it.
 	if err := c.TrySend(mkmrec(0, 0)); err != nil {
 		t.Fatalf("after the holder died: %v", err)
 	}
 	h4 := spawn(t, "mpsc-hold", name, 4)
-	h4.expect("busy")
-	h4.wait()
-	h2.kill()
+	h4.Expect("busy")
+	h4.Wait()
+	h2.Kill()
 	other, err := Open[mrec](name)
 	if err != nil {
 		t.Fatal(err)
@@ -1036,7 +981,7 @@ func TestMPSCBusy(t *testing.T) {
 	// A handle that closes gives its entry back at once.
 	other.Close()
 	h6 := spawn(t, "mpsc-hold", name, 6)
-	h6.expect("holding")
+	h6.Expect("holding")
 	o := newMPSCOrder()
 	mpscRecvN(t, c, o, 5, time.Minute)
 	for _, p := range []uint64{0, 1, 2, 5, 6} {
@@ -1056,12 +1001,7 @@ func TestMPSCBusy(t *testing.T) {
 func TestMPSCCloseSend(t *testing.T) {
 	for _, wait := range crossWaits[:2] {
 		t.Run(wait, func(t *testing.T) {
-			name := testName(t)
-			c, err := Create[mrec](name, WithMultiProducer(), waitOpt(wait), WithCapacity(64))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
+			name, c := testChan[mrec](t, WithMultiProducer(), waitOpt(wait), WithCapacity(64))
 			hs := []*helper{
 				spawn(t, "mpsc-send", name, 0, "inf", "send", "-"),
 				spawn(t, "mpsc-send", name, 1, "inf", "batch", "-"),
@@ -1119,11 +1059,11 @@ func TestMPSCCloseSend(t *testing.T) {
 			}
 			for p, h := range hs {
 				var sent uint64
-				l := h.next()
+				l := nextLine(h)
 				if _, err := fmt.Sscanf(l, "closed %d", &sent); err != nil {
-					t.Fatalf("producer %d printed %q: %v", p, l, h.wait())
+					t.Fatalf("producer %d printed %q: %v", p, l, h.Wait())
 				}
-				if err := h.wait(); err != nil {
+				if err := h.Wait(); err != nil {
 					t.Fatal(err)
 				}
 				if got := o.next[uint64(p)]; got != sent {
@@ -1149,18 +1089,13 @@ func TestMPSCCloseSend(t *testing.T) {
 func TestMPSCCloseWakesBlockedSenders(t *testing.T) {
 	for _, wait := range crossWaits[:2] {
 		t.Run(wait, func(t *testing.T) {
-			name := testName(t)
-			c, err := Create[mrec](name, WithMultiProducer(), waitOpt(wait), WithCapacity(4))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
+			name, c := testChan[mrec](t, WithMultiProducer(), waitOpt(wait), WithCapacity(4))
 			hs := []*helper{
 				spawn(t, "mpsc-send", name, 0, "inf", "send", "-"),
 				spawn(t, "mpsc-send", name, 1, "inf", "batch", "-"),
 			}
 			for _, h := range hs {
-				h.expect("ready")
+				h.Expect("ready")
 			}
 			waitFor(t, func() bool { return c.Stats().SendWaiters == 2 }, "both producers to sleep on the full channel")
 			if err := c.CloseSend(); err != nil {
@@ -1169,7 +1104,7 @@ func TestMPSCCloseWakesBlockedSenders(t *testing.T) {
 			deadline := time.After(10 * time.Second)
 			for p, h := range hs {
 				select {
-				case l := <-h.lines:
+				case l := <-h.Lines:
 					if !strings.HasPrefix(l, "closed ") {
 						t.Fatalf("producer %d printed %q", p, l)
 					}
@@ -1212,7 +1147,7 @@ func benchMPSC[T any](b *testing.B, producers int, size string) {
 		hs[p] = spawn(b, "mpsc-bench", name, size, count, gofile)
 	}
 	for _, h := range hs {
-		h.expect("ready")
+		h.Expect("ready")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
@@ -1227,7 +1162,7 @@ func benchMPSC[T any](b *testing.B, producers int, size string) {
 	}
 	b.StopTimer()
 	for _, h := range hs {
-		if err := h.wait(); err != nil {
+		if err := h.Wait(); err != nil {
 			b.Fatal(err)
 		}
 	}

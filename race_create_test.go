@@ -40,8 +40,8 @@ func TestOpenOrCreateRace(t *testing.T) {
 			hs = append(hs, spawn(t, "ooc", name, at))
 		}
 		for i, h := range hs {
-			h.expect("cap 256")
-			if err := h.wait(); err != nil {
+			h.Expect("cap 256")
+			if err := h.Wait(); err != nil {
 				t.Fatalf("round %d, process %d: %v", round, i, err)
 			}
 		}

@@ -22,11 +22,7 @@ func TestRawChanHoldRelease(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer c.Close()
-		r, err := OpenRaw(name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer r.Close()
+		r := openRaw(t, name)
 		info := r.Info()
 		if !info.Raw || info.ValueSize != int(unsafe.Sizeof(rec{})) || info.Codec != "raw" || info.Capacity != 16 || info.ID == 0 || info.Fingerprint != c.hdr.Fingerprint {
 			t.Fatalf("Info = %+v", info)
@@ -115,18 +111,20 @@ func TestRawChanHoldRelease(t *testing.T) {
 	}
 }
 
-func TestRawChanBytesAndTyped(t *testing.T) {
-	name := testName(t)
-	c, err := Create[[]byte](name, WithCapacity(8), WithMaxMessageSize(16))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+// openRaw opens name with OpenRaw; it is closed when the test ends.
+func openRaw(t *testing.T, name string) *RawChan {
+	t.Helper()
 	r, err := OpenRaw(name)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer r.Close()
+	t.Cleanup(func() { r.Close() })
+	return r
+}
+
+func TestRawChanBytesAndTyped(t *testing.T) {
+	name, c := testChan[[]byte](t, WithCapacity(8), WithMaxMessageSize(16))
+	r := openRaw(t, name)
 	if info := r.Info(); info.Raw || info.ValueSize != 0 || info.MaxMsg != 16 || info.Codec != "bytes" {
 		t.Fatalf("Info = %+v", info)
 	}

@@ -58,7 +58,7 @@ func TestStreamCrossProcess(t *testing.T) {
 					}
 				}
 				h := spawn(t, "send", name, wait, 0, n, 1, 1024)
-				h.expect("ready")
+				h.Expect("ready")
 				if c == nil {
 					if c, err = OpenOrCreate[rec](name, waitOpt(wait)); err != nil {
 						t.Fatal(err)
@@ -69,7 +69,7 @@ func TestStreamCrossProcess(t *testing.T) {
 				if _, err := c.Recv(context.Background()); !errors.Is(err, ErrClosed) {
 					t.Fatalf("after the last value: %v, want ErrClosed", err)
 				}
-				if err := h.wait(); err != nil {
+				if err := h.Wait(); err != nil {
 					t.Fatalf("sender: %v", err)
 				}
 				st := c.Stats()
@@ -84,12 +84,7 @@ func TestStreamCrossProcess(t *testing.T) {
 func TestReceiverWokenBySend(t *testing.T) {
 	for _, wait := range crossWaits[:2] {
 		t.Run(wait, func(t *testing.T) {
-			name := testName(t)
-			c, err := Create[rec](name, waitOpt(wait))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
+			name, c := testChan[rec](t, waitOpt(wait))
 			got := make(chan error, 1)
 			go func() {
 				v, err := c.Recv(context.Background())
@@ -100,15 +95,8 @@ func TestReceiverWokenBySend(t *testing.T) {
 			}()
 			waitFor(t, func() bool { return c.Stats().RecvWaiting == 1 }, "the receiver to sleep")
 			h := spawn(t, "send", name, wait, 7, 1, 0)
-			select {
-			case err := <-got:
-				if err != nil {
-					t.Fatal(err)
-				}
-			case <-time.After(30 * time.Second):
-				t.Fatal("the sleeping receiver was not woken")
-			}
-			if err := h.wait(); err != nil {
+			awaitWoken(t, got, "receiver")
+			if err := h.Wait(); err != nil {
 				t.Fatal(err)
 			}
 		})
@@ -120,12 +108,7 @@ func TestReceiverWokenBySend(t *testing.T) {
 func TestSenderWokenByRecv(t *testing.T) {
 	for _, wait := range crossWaits[:2] {
 		t.Run(wait, func(t *testing.T) {
-			name := testName(t)
-			c, err := Create[rec](name, waitOpt(wait), WithCapacity(1))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
+			name, c := testChan[rec](t, waitOpt(wait), WithCapacity(1))
 			if err := c.TrySend(mkrec(0)); err != nil {
 				t.Fatal(err)
 			}
@@ -133,18 +116,25 @@ func TestSenderWokenByRecv(t *testing.T) {
 			go func() { sent <- c.Send(context.Background(), mkrec(1)) }()
 			waitFor(t, func() bool { return c.Stats().SendWaiters == 1 }, "the sender to sleep")
 			h := spawn(t, "recv", name, wait, 0, 2)
-			select {
-			case err := <-sent:
-				if err != nil {
-					t.Fatal(err)
-				}
-			case <-time.After(30 * time.Second):
-				t.Fatal("the sleeping sender was not woken")
-			}
-			if err := h.wait(); err != nil {
+			awaitWoken(t, sent, "sender")
+			if err := h.Wait(); err != nil {
 				t.Fatal(err)
 			}
 		})
+	}
+}
+
+// awaitWoken waits for the result of a sleeper's call (the sleeping who)
+// on done, which must come, without an error, within 30s.
+func awaitWoken(t *testing.T, done <-chan error, who string) {
+	t.Helper()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("the sleeping %s was not woken", who)
 	}
 }
 
@@ -164,14 +154,9 @@ func waitFor(t *testing.T, cond func() bool, what string) {
 func TestCloseSendDrain(t *testing.T) {
 	for _, wait := range crossWaits {
 		t.Run(wait, func(t *testing.T) {
-			name := testName(t)
-			c, err := Create[rec](name, waitOpt(wait), WithCapacity(2048))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
+			name, c := testChan[rec](t, waitOpt(wait), WithCapacity(2048))
 			h := spawn(t, "send", name, wait, 0, 1000, 1)
-			if err := h.wait(); err != nil {
+			if err := h.Wait(); err != nil {
 				t.Fatal(err)
 			}
 			recvAll(t, c, 0, 1000)
@@ -260,16 +245,11 @@ func TestSenderKilled(t *testing.T) {
 	}
 	for _, wait := range crossWaits[:2] {
 		t.Run(wait, func(t *testing.T) {
-			name := testName(t)
-			c, err := Create[rec](name, waitOpt(wait), WithCapacity(64))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
+			name, c := testChan[rec](t, waitOpt(wait), WithCapacity(64))
 			next := uint64(0)
 			for round := 0; round < rounds; round++ {
 				h := spawn(t, "send", name, wait, next, 1<<62, 0)
-				h.expect("ready")
+				h.Expect("ready")
 				// Receive for a while, then kill the sender mid-stream.
 				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 				stop := time.Now().Add(time.Duration(rand.IntN(30)+10) * time.Millisecond)
@@ -284,7 +264,7 @@ func TestSenderKilled(t *testing.T) {
 					next++
 				}
 				cancel()
-				h.kill()
+				h.Kill()
 				// Drain what the dead sender committed: whole values, in order.
 				for {
 					v, err := c.TryRecv()
@@ -303,7 +283,7 @@ func TestSenderKilled(t *testing.T) {
 			// A last sender continues where the dead ones stopped.
 			h := spawn(t, "send", name, wait, next, 1000, 1)
 			recvAll(t, c, next, 1000)
-			if err := h.wait(); err != nil {
+			if err := h.Wait(); err != nil {
 				t.Fatal(err)
 			}
 			t.Logf("%d values across %d killed senders", next, rounds)
@@ -312,25 +292,17 @@ func TestSenderKilled(t *testing.T) {
 }
 
 // readSeq reads the next line of a "report" helper as a sequence number.
-func (h *helper) readSeq() (uint64, bool) {
-	h.t.Helper()
-	select {
-	case l, ok := <-h.lines:
-		if !ok {
-			return 0, false
-		}
-		if l == "paused" {
-			return 0, false
-		}
-		n, err := strconv.ParseUint(l, 10, 64)
-		if err != nil {
-			h.t.Fatalf("helper printed %q", l)
-		}
-		return n, true
-	case <-time.After(time.Minute):
-		h.t.Fatal("helper printed nothing for a minute")
+func readSeq(t testing.TB, h *helper) (uint64, bool) {
+	t.Helper()
+	l, ok := h.Await("a line", func(string) bool { return true })
+	if !ok || l == "paused" {
+		return 0, false
 	}
-	return 0, false
+	n, err := strconv.ParseUint(l, 10, 64)
+	if err != nil {
+		t.Fatalf("helper printed %q", l)
+	}
+	return n, true
 }
 
 // TestReceiverKilled: a receiver process SIGKILLed mid-stream is replaced,
@@ -339,12 +311,7 @@ func (h *helper) readSeq() (uint64, bool) {
 func TestReceiverKilled(t *testing.T) {
 	for _, wait := range crossWaits[:2] {
 		t.Run(wait, func(t *testing.T) {
-			name := testName(t)
-			c, err := Create[rec](name, waitOpt(wait), WithCapacity(64))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
+			name, c := testChan[rec](t, waitOpt(wait), WithCapacity(64))
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
 			sendErr := make(chan error, 1)
@@ -364,7 +331,7 @@ func TestReceiverKilled(t *testing.T) {
 			h := spawn(t, "report", name, wait, 1000)
 			last := uint64(0)
 			for i := 0; ; i++ {
-				n, ok := h.readSeq()
+				n, ok := readSeq(t, h)
 				if !ok {
 					break
 				}
@@ -373,11 +340,11 @@ func TestReceiverKilled(t *testing.T) {
 				}
 				last = n
 			}
-			h.kill()
+			h.Kill()
 			// Random: kill receivers while they are receiving.
 			for round := 0; round < 4; round++ {
 				h = spawn(t, "report", name, wait, 0)
-				first, ok := h.readSeq()
+				first, ok := readSeq(t, h)
 				if !ok {
 					t.Fatal("receiver exited")
 				}
@@ -389,7 +356,7 @@ func TestReceiverKilled(t *testing.T) {
 				last = first
 				stop := time.Now().Add(time.Duration(rand.IntN(20)+5) * time.Millisecond)
 				for time.Now().Before(stop) {
-					n, ok := h.readSeq()
+					n, ok := readSeq(t, h)
 					if !ok {
 						t.Fatal("receiver exited")
 					}
@@ -398,8 +365,8 @@ func TestReceiverKilled(t *testing.T) {
 					}
 					last = n
 				}
-				h.kill()
-				for l := range h.lines { // what it printed before dying
+				h.Kill()
+				for l := range h.Lines { // what it printed before dying
 					n, err := strconv.ParseUint(l, 10, 64)
 					if err != nil || n != last+1 {
 						t.Fatalf("late line %q after %d", l, last)
@@ -420,14 +387,9 @@ func TestReceiverKilled(t *testing.T) {
 func TestBusy(t *testing.T) {
 	for _, role := range []string{"recv", "send"} {
 		t.Run(role, func(t *testing.T) {
-			name := testName(t)
-			c, err := Create[rec](name)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
+			name, c := testChan[rec](t)
 			h := spawn(t, "hold", name, role)
-			h.expect("holding")
+			h.Expect("holding")
 			try := func() error {
 				if role == "recv" {
 					_, err := c.TryRecv()
@@ -438,7 +400,7 @@ func TestBusy(t *testing.T) {
 			if err := try(); !errors.Is(err, ErrBusy) {
 				t.Fatalf("with the role held: %v, want ErrBusy", err)
 			}
-			h.kill()
+			h.Kill()
 			if err := try(); errors.Is(err, ErrBusy) {
 				t.Fatalf("after the holder died: %v", err)
 			}
@@ -472,7 +434,7 @@ func benchCross[T any](b *testing.B, size string, mk func(i int) T) {
 	if err := c.Send(context.Background(), mk(0)); err != nil {
 		b.Fatal(err)
 	}
-	h.expect("ready")
+	h.Expect("ready")
 	ctx := context.Background()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
@@ -480,7 +442,7 @@ func benchCross[T any](b *testing.B, size string, mk func(i int) T) {
 			b.Fatal(err)
 		}
 	}
-	if err := h.wait(); err != nil {
+	if err := h.Wait(); err != nil {
 		b.Fatal(err)
 	}
 	b.StopTimer()

@@ -90,10 +90,10 @@ func soak(t *testing.T, wait string, rounds int) {
 			var l string
 			var ok bool
 			if all {
-				l, ok = <-h.lines
+				l, ok = <-h.Lines
 			} else {
 				select {
-				case l, ok = <-h.lines:
+				case l, ok = <-h.Lines:
 				default:
 					return
 				}
@@ -114,7 +114,7 @@ func soak(t *testing.T, wait string, rounds int) {
 		}
 	}
 	sender := spawn(t, "send", name, wait, 0, 1<<62, 0)
-	sender.expect("ready")
+	sender.Expect("ready")
 	receiver := spawn(t, "soak-recv", name, wait)
 	kills := [2]int{}
 	for round := 0; round < rounds; round++ {
@@ -122,15 +122,15 @@ func soak(t *testing.T, wait string, rounds int) {
 		take(receiver, false)
 		if rand.IntN(2) == 0 {
 			kills[0]++
-			sender.kill()
+			sender.Kill()
 			// Everything the dead sender committed is in the tail count;
 			// values are 0..tail-1, so the next sender starts at the tail.
 			next := c.Stats().Sent
 			sender = spawn(t, "send", name, wait, next, 1<<62, 0)
-			sender.expect("ready")
+			sender.Expect("ready")
 		} else {
 			kills[1]++
-			receiver.kill()
+			receiver.Kill()
 			take(receiver, true)
 			slack++
 			receiver = spawn(t, "soak-recv", name, wait)
@@ -138,21 +138,21 @@ func soak(t *testing.T, wait string, rounds int) {
 	}
 	// The end: a last sender sends a few more values and closes; the
 	// receiver drains and sees the close.
-	sender.kill()
+	sender.Kill()
 	next := c.Stats().Sent
 	final := spawn(t, "send", name, wait, next, 100, 1)
-	if err := final.wait(); err != nil {
+	if err := final.Wait(); err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan struct{})
-	go func() { receiver.wait(); close(done) }()
+	go func() { receiver.Wait(); close(done) }()
 	select {
 	case <-done:
 	case <-time.After(time.Minute):
 		t.Fatal("the receiver did not drain and exit: a hang")
 	}
 	take(receiver, true)
-	if err := receiver.wait(); err != nil {
+	if err := receiver.Wait(); err != nil {
 		t.Fatalf("receiver: %v", err)
 	}
 	if want := int64(next + 100 - 1); last != want {

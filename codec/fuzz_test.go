@@ -25,6 +25,23 @@ func checkDecodeErr(t *testing.T, err error) {
 	}
 }
 
+// fuzzDecode is a target for c.Decode: it adds seeds, then decodes every
+// input into a fresh T, which must give nil or an error wrapping
+// ErrCorrupt; more (if not nil) checks further what came of it.
+func fuzzDecode[T any](f *testing.F, c Codec[T], seeds [][]byte, more func(t *testing.T, data []byte, v *T, err error)) {
+	for _, s := range seeds {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var v T
+		err := c.Decode(data, &v)
+		checkDecodeErr(t, err)
+		if more != nil {
+			more(t, data, &v, err)
+		}
+	})
+}
+
 func FuzzRawDecode(f *testing.F) {
 	c, err := Raw[boolsT]()
 	if err != nil {
@@ -33,13 +50,7 @@ func FuzzRawDecode(f *testing.F) {
 	size := c.FixedSize()
 	offs := map[int]bool{}
 	boolOffsets(reflect.TypeFor[boolsT](), 0, offs)
-	for _, s := range rawSeeds() {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, data []byte) {
-		var v boolsT
-		err := c.Decode(data, &v)
-		checkDecodeErr(t, err)
+	fuzzDecode(f, c, rawSeeds(), func(t *testing.T, data []byte, v *boolsT, err error) {
 		if (err == nil) != (len(data) == size) {
 			t.Fatalf("len %d (size %d): err %v", len(data), size, err)
 		}
@@ -47,7 +58,7 @@ func FuzzRawDecode(f *testing.F) {
 			return
 		}
 		out := make([]byte, size)
-		if _, err := c.Encode(out, &v); err != nil {
+		if _, err := c.Encode(out, v); err != nil {
 			t.Fatal(err)
 		}
 		for i := range out {
@@ -101,55 +112,36 @@ func FuzzStringDecode(f *testing.F) {
 
 func FuzzBinaryDecode(f *testing.F) {
 	c := Binary[point]()
-	for _, s := range binarySeeds() {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, data []byte) {
-		var p point
-		err := c.Decode(data, &p)
-		checkDecodeErr(t, err)
+	fuzzDecode(f, c, binarySeeds(), func(t *testing.T, data []byte, p *point, err error) {
 		if err != nil {
 			return
 		}
 		// What decodes re-encodes to the same bytes (the encoding is canonical
 		// up to the uvarint, which the appender writes minimally).
 		out := make([]byte, len(data)+16)
-		n, err := c.Encode(out, &p)
+		n, err := c.Encode(out, p)
 		if err != nil {
 			t.Fatal(err)
 		}
 		var q point
-		if err := c.Decode(out[:n], &q); err != nil || q != p {
-			t.Fatalf("re-decode: %+v vs %+v, %v", q, p, err)
+		if err := c.Decode(out[:n], &q); err != nil || q != *p {
+			t.Fatalf("re-decode: %+v vs %+v, %v", q, *p, err)
 		}
 	})
 }
 
 func FuzzJSONDecode(f *testing.F) {
-	c := JSON[doc]()
-	for _, s := range jsonSeeds() {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, data []byte) {
-		var d doc
-		checkDecodeErr(t, c.Decode(data, &d))
-	})
+	fuzzDecode(f, JSON[doc](), jsonSeeds(), nil)
 }
 
 func FuzzGobDecode(f *testing.F) {
 	c := Gob[doc]()
 	cm := Gob[map[string][]item]()
-	for _, s := range gobSeeds() {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, data []byte) {
-		var d doc
-		err := c.Decode(data, &d)
-		checkDecodeErr(t, err)
+	fuzzDecode(f, c, gobSeeds(), func(t *testing.T, data []byte, d *doc, err error) {
 		if err == nil {
 			// What decodes must re-encode and decode again.
 			out := make([]byte, 4*len(data)+4096)
-			n, err := c.Encode(out, &d)
+			n, err := c.Encode(out, d)
 			if err != nil {
 				// Too large, or a value gob itself cannot encode (say, a
 				// time.Time whose zone offset MarshalBinary refuses).
@@ -225,13 +217,6 @@ func gobSeeds() [][]byte {
 	// Streams with interface values (their types defined mid-value), for
 	// the validator's skipping path; doc's own fields come after them.
 	registerSeedTypes.Do(registerGobSeedTypes)
-	type withIface struct {
-		Name  string
-		Any   any
-		Tags  []string
-		Other any
-		Items []item
-	}
 	for _, v := range []withIface{
 		{Name: "i", Any: item{K: "in an interface"}, Tags: []string{"t"}, Other: map[string]int{"k": 1}},
 		{Any: []any{item{}, map[string]int{"n": 2}, nil}, Items: []item{{V: 1}}},
@@ -245,6 +230,16 @@ func gobSeeds() [][]byte {
 }
 
 var registerSeedTypes sync.Once
+
+// withIface holds interface values: in a gob stream their types are
+// defined mid-value.
+type withIface struct {
+	Name  string
+	Any   any
+	Tags  []string
+	Other any
+	Items []item
+}
 
 func registerGobSeedTypes() {
 	gob.Register(item{})

@@ -16,6 +16,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/shmchan/shmchan/internal/testutil"
 	"golang.org/x/sys/unix"
 )
 
@@ -35,6 +36,15 @@ const (
 	wordOff  = 64 // the futex word, on its own cache line
 	wakeVal  = 42 // the value that lets the helper exit
 )
+
+// TestMain runs the helper processes (TestHelperProcess), and checks that
+// the tests leaked nothing (testutil.Main).
+func TestMain(m *testing.M) {
+	if os.Getenv(helperEnv) != "" {
+		os.Exit(m.Run())
+	}
+	testutil.Main(m, testutil.Config{Prefix: "shmchan-test"})
+}
 
 // TestHelperProcess is not a test: it is the body of helper processes that
 // other tests start by re-running this binary with helperEnv set.
@@ -122,7 +132,7 @@ func runHelper(t *testing.T, mode string, env []string) (string, error) {
 // removes both when it ends.
 func mapShared(t *testing.T) (string, []byte) {
 	t.Helper()
-	path := filepath.Join("/dev/shm", fmt.Sprintf("shmchan-test-futex-%d-%d", os.Getpid(), time.Now().UnixNano()))
+	path := filepath.Join("/dev/shm", testutil.Name(t))
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		t.Fatal(err)

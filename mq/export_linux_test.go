@@ -10,8 +10,6 @@ import (
 	"io/fs"
 	"os"
 	"runtime"
-	"slices"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -20,33 +18,18 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-var (
-	nameCounter atomic.Uint64
-	namesMu     sync.Mutex
-	names       = map[string]bool{}
-)
+var nameCounter atomic.Uint64
 
 // NamePrefix is the name prefix of every queue this test process creates.
 func NamePrefix() string { return fmt.Sprintf("shmchan-test-%d-", os.Getpid()) }
 
-// TrackName records a queue name that TestMain must find gone at the end.
-func TrackName(name string) {
-	namesMu.Lock()
-	names[name] = true
-	namesMu.Unlock()
-}
+// Track records queue names that TestMain must find gone at the end
+// (testutil.TrackQueue, which this package's in-package tests cannot
+// import: TestMain sets it).
+var Track = func(names ...string) {}
 
-// TrackedNames returns the names recorded by TrackName, sorted.
-func TrackedNames() []string {
-	namesMu.Lock()
-	defer namesMu.Unlock()
-	out := make([]string, 0, len(names))
-	for n := range names {
-		out = append(out, n)
-	}
-	slices.Sort(out)
-	return out
-}
+// TrackName records a queue name that TestMain must find gone at the end.
+func TrackName(name string) { Track(name) }
 
 // NewName returns a fresh queue name ("/shmchan-test-<pid>-<n>"), tracks it,
 // and unlinks the queue when the test ends, pass or fail.

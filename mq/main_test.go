@@ -20,6 +20,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/shmchan/shmchan/internal/testutil"
 	"github.com/shmchan/shmchan/mq"
 )
 
@@ -31,80 +32,16 @@ const helperEnv = "SHMCHAN_MQ_HELPER"
 // is gone too.
 var exampleName = fmt.Sprintf("/shmchan-test-%d-example", os.Getpid())
 
+// TestMain runs the helper processes (TestHelperProcess), and checks that
+// the tests leaked nothing: queues (tracked by name, and in /dev/mqueue if
+// it is mounted), descriptors, goroutines (testutil.Main).
 func TestMain(m *testing.M) {
 	if os.Getenv(helperEnv) != "" {
 		os.Exit(m.Run())
 	}
-	// Start the runtime poller now: its epoll and wake-up descriptors stay
-	// open for the life of the process and are not a leak.
-	if r, w, err := os.Pipe(); err == nil {
-		_ = r.SetReadDeadline(time.Time{})
-		r.Close()
-		w.Close()
-	}
+	mq.Track = testutil.TrackQueue
 	mq.TrackName(exampleName)
-	before := openFDs()
-
-	code := m.Run()
-
-	removeHelperBinary()
-	if left := leftoverQueues(); len(left) > 0 {
-		fmt.Fprintf(os.Stderr, "FAIL: queues left behind (now removed): %v\n", left)
-		code = 1
-	}
-	if after := openFDs(); len(after) > len(before) {
-		fmt.Fprintf(os.Stderr, "FAIL: file descriptors leaked: %d open before the tests, %d after\nbefore: %v\nafter:  %v\n",
-			len(before), len(after), before, after)
-		code = 1
-	}
-	os.Exit(code)
-}
-
-// openFDs lists this process's open descriptors and what they point to.
-func openFDs() []string {
-	d, err := os.Open("/proc/self/fd")
-	if err != nil {
-		panic(err)
-	}
-	defer d.Close()
-	ents, err := d.Readdirnames(-1)
-	if err != nil {
-		panic(err)
-	}
-	out := make([]string, 0, len(ents))
-	for _, e := range ents {
-		target, _ := os.Readlink("/proc/self/fd/" + e)
-		out = append(out, e+"->"+target)
-	}
-	return out
-}
-
-// leftoverQueues finds queues of this process's tests that still exist and
-// removes them. With the mqueue filesystem mounted on /dev/mqueue it lists it;
-// either way it opens every tracked name without O_CREATE, which must fail
-// with fs.ErrNotExist.
-func leftoverQueues() []string {
-	var left []string
-	if ents, err := os.ReadDir("/dev/mqueue"); err == nil {
-		for _, e := range ents {
-			if strings.HasPrefix(e.Name(), mq.NamePrefix()) {
-				left = append(left, "/"+e.Name())
-			}
-		}
-	}
-	for _, name := range mq.TrackedNames() {
-		q, err := mq.Open(name, os.O_RDONLY, 0, nil)
-		if err == nil {
-			q.Close()
-			left = append(left, name)
-		} else if !errors.Is(err, fs.ErrNotExist) {
-			left = append(left, name+" ("+err.Error()+")")
-		}
-	}
-	for _, name := range left {
-		_ = mq.Unlink(strings.Fields(name)[0])
-	}
-	return left
+	testutil.Main(m, testutil.Config{Prefix: "shmchan-test", Teardown: removeHelperBinary})
 }
 
 // --- helper processes ---

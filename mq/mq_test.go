@@ -292,16 +292,7 @@ func TestPriorityOrder(t *testing.T) {
 		}
 	}
 	want := []string{"32767:top", "31:c0", "5:b0", "5:b1", "5:b2", "0:a0", "0:a1", "0:a2"}
-	buf := make([]byte, 16)
-	for i, w := range want {
-		n, prio, err := q.TryReceive(buf)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got := fmt.Sprintf("%d:%s", prio, buf[:n]); got != w {
-			t.Errorf("message %d = %s, want %s", i, got, w)
-		}
-	}
+	tryReceiveAll(t, q, want)
 	err := q.TrySend([]byte("x"), mq.PrioMax)
 	if !errors.Is(err, mq.ErrInvalidPriority) || !strings.Contains(err.Error(), "32768") {
 		t.Errorf("priority PrioMax: %v, want ErrInvalidPriority", err)
@@ -1026,17 +1017,8 @@ func TestCrossProcessPriority(t *testing.T) {
 		"SHMCHAN_MQ_MSGS": "1:a1,7:b1,1:a2,0:z1,7:b2,300:top,1:a3",
 	}}.run(t)
 	want := []string{"300:top", "7:b1", "7:b2", "1:a1", "1:a2", "1:a3", "0:z1"}
-	buf := make([]byte, 16)
-	for i, w := range want {
-		n, prio, err := q.TryReceive(buf)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got := fmt.Sprintf("%d:%s", prio, buf[:n]); got != w {
-			t.Errorf("message %d = %s, want %s", i, got, w)
-		}
-	}
-	if _, _, err := q.TryReceive(buf); err != mq.ErrEmpty {
+	tryReceiveAll(t, q, want)
+	if _, _, err := q.TryReceive(make([]byte, 16)); err != mq.ErrEmpty {
 		t.Fatalf("extra message: %v", err)
 	}
 }
@@ -1185,5 +1167,21 @@ func TestPingPong(t *testing.T) {
 	}
 	if err := await(t, errc); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// tryReceiveAll receives len(want) messages of up to 16 bytes without
+// waiting and checks each against want ("prio:text").
+func tryReceiveAll(t *testing.T, q *mq.Queue, want []string) {
+	t.Helper()
+	buf := make([]byte, 16)
+	for i, w := range want {
+		n, prio, err := q.TryReceive(buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := fmt.Sprintf("%d:%s", prio, buf[:n]); got != w {
+			t.Errorf("message %d = %s, want %s", i, got, w)
+		}
 	}
 }

@@ -138,6 +138,27 @@ func (p *pipeline) consume(ctx context.Context, n uint64, progress func(int)) ch
 	return done
 }
 
+// finish waits (up to a minute each) for the producer prod, Out, In and
+// the consumer res to end, failing the test on an error of any, and
+// returns what the consumer saw.
+func (p *pipeline) finish(t *testing.T, prod chan error, res chan result) result {
+	t.Helper()
+	if err := waitErr(t, "producer", prod, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if err := waitErr(t, "Out", p.outErr, time.Minute); err != nil {
+		t.Fatalf("Out: %v", err)
+	}
+	if err := waitErr(t, "In", p.inErr, time.Minute); err != nil {
+		t.Fatalf("In: %v", err)
+	}
+	r := waitResult(t, res, time.Minute)
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	return r
+}
+
 func waitErr(t *testing.T, what string, ch chan error, d time.Duration) error {
 	t.Helper()
 	select {
@@ -176,19 +197,7 @@ func TestRoundTrip(t *testing.T) {
 			prod := p.produce(ctx, n)
 			res := p.consume(ctx, n, nil)
 			p.run(ctx, js, p.cons)
-			if err := waitErr(t, "producer", prod, time.Minute); err != nil {
-				t.Fatal(err)
-			}
-			if err := waitErr(t, "Out", p.outErr, time.Minute); err != nil {
-				t.Fatalf("Out: %v", err)
-			}
-			if err := waitErr(t, "In", p.inErr, time.Minute); err != nil {
-				t.Fatalf("In: %v", err)
-			}
-			r := waitResult(t, res, time.Minute)
-			if r.err != nil {
-				t.Fatal(r.err)
-			}
+			r := p.finish(t, prod, res)
 			// In order, each exactly once.
 			if r.total != int(n) || r.inversions != 0 {
 				ci, err := p.cons.Info(ctx)
@@ -497,19 +506,7 @@ func TestServerRestart(t *testing.T) {
 		t.Fatal("Out's connection still connected with the server stopped")
 	}
 	srv.start()
-	if err := waitErr(t, "producer", prod, time.Minute); err != nil {
-		t.Fatal(err)
-	}
-	if err := waitErr(t, "Out", p.outErr, time.Minute); err != nil {
-		t.Fatalf("Out: %v", err)
-	}
-	if err := waitErr(t, "In", p.inErr, time.Minute); err != nil {
-		t.Fatalf("In: %v", err)
-	}
-	r := waitResult(t, res, time.Minute)
-	if r.err != nil {
-		t.Fatal(r.err)
-	}
+	r := p.finish(t, prod, res)
 	for i, c := range r.count {
 		if c == 0 {
 			t.Fatalf("value %d lost", i)

@@ -41,9 +41,9 @@ func TestOutCrash(t *testing.T) {
 	var progress []uint64
 	for round := 0; round < rounds; round++ {
 		h := spawn(t, "out", name, srv.url(), "outcrash")
-		h.expect("ready")
+		h.Expect("ready")
 		time.Sleep(time.Duration(rng.IntN(120_000)) * time.Microsecond)
-		h.kill()
+		h.Kill()
 		si, err := stream.Info(ctx)
 		if err != nil {
 			t.Fatal(err)
@@ -59,7 +59,7 @@ func TestOutCrash(t *testing.T) {
 		t.Errorf("only %d kills fell mid-stream (%d of %d values published): the test tested too little", mid, last, n)
 	}
 	h := spawn(t, "out", name, srv.url(), "outcrash")
-	if err := h.wait(); err != nil {
+	if err := h.Wait(); err != nil {
 		t.Fatalf("last Out: %v", err)
 	}
 	if err := waitErr(t, "producer", prod, time.Minute); err != nil {
@@ -118,9 +118,9 @@ func TestInCrash(t *testing.T) {
 	stream := p.stream.CachedInfo().Config.Name
 	for round := 0; round < rounds; round++ {
 		h := spawn(t, "in", p.nameB, srv.url(), stream, "in", batch)
-		h.expect("ready")
+		h.Expect("ready")
 		time.Sleep(time.Duration(20_000+rng.IntN(200_000)) * time.Microsecond)
-		h.kill()
+		h.Kill()
 	}
 	ci, err := p.cons.Info(ctx)
 	if err != nil {
@@ -131,7 +131,7 @@ func TestInCrash(t *testing.T) {
 		t.Errorf("the kills did not fall mid-stream: the test tested nothing")
 	}
 	h := spawn(t, "in", p.nameB, srv.url(), stream, "in", batch)
-	if err := h.wait(); err != nil {
+	if err := h.Wait(); err != nil {
 		t.Fatalf("last In: %v", err)
 	}
 	r := waitResult(t, res, time.Minute)

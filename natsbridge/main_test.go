@@ -1,19 +1,12 @@
 package natsbridge
 
 import (
-	"bufio"
 	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
-	"os"
-	"os/exec"
-	"runtime"
 	"strconv"
-	"strings"
-	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -21,6 +14,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/shmchan/shmchan"
+	"github.com/shmchan/shmchan/internal/region"
+	"github.com/shmchan/shmchan/internal/testutil"
 )
 
 // Cross-process tests re-run this test binary as a helper process, as the
@@ -32,63 +27,24 @@ const (
 	helperArgs = "NATSBRIDGE_TEST_ARGS"
 )
 
-var nameCounter atomic.Int64
-
-func testPrefix() string { return fmt.Sprintf("natsbridge-test-%d-", os.Getpid()) }
-
 // testName returns a channel name unique to this process and test, removed
 // when the test ends.
-func testName(t testing.TB) string {
-	name := fmt.Sprintf("%s%d", testPrefix(), nameCounter.Add(1))
-	t.Cleanup(func() { shmchan.Unlink(name) })
-	return name
-}
+func testName(t testing.TB) string { return testutil.Name(t) }
 
+// TestMain runs the helper processes, and checks that the tests leaked
+// nothing (testutil.Main).
 func TestMain(m *testing.M) {
-	if h := os.Getenv(helperEnv); h != "" {
-		os.Exit(runHelper(h, strings.Fields(os.Getenv(helperArgs))))
-	}
-	// Start the runtime's network poller before counting descriptors.
-	if r, w, err := os.Pipe(); err == nil {
-		r.Close()
-		w.Close()
-	}
-	fds := countFDs()
-	goroutines := runtime.NumGoroutine()
-	code := m.Run()
-	if code == 0 {
-		// Goroutines of finished tests (servers shutting down, helper
-		// readers) may take a moment to exit.
-		for deadline := time.Now().Add(5 * time.Second); runtime.NumGoroutine() > goroutines && time.Now().Before(deadline); {
-			time.Sleep(10 * time.Millisecond)
-		}
-		if n := runtime.NumGoroutine(); n > goroutines {
-			buf := make([]byte, 1<<20)
-			fmt.Fprintf(os.Stderr, "leaked %d goroutines:\n%s\n", n-goroutines, buf[:runtime.Stack(buf, true)])
-			code = 1
-		}
-		if n := countFDs(); n > fds {
-			fmt.Fprintf(os.Stderr, "leaked %d file descriptors\n", n-fds)
-			code = 1
-		}
-		if ents, err := os.ReadDir("/dev/shm"); err == nil {
-			for _, e := range ents {
-				if strings.HasPrefix(e.Name(), testPrefix()) {
-					fmt.Fprintf(os.Stderr, "left in /dev/shm: %s\n", e.Name())
-					code = 1
-				}
-			}
-		}
-	}
-	os.Exit(code)
-}
-
-func countFDs() int {
-	ents, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		return 0
-	}
-	return len(ents)
+	testutil.Main(m, testutil.Config{
+		Prefix: "natsbridge-test",
+		Bells: func(name string) []string {
+			b := region.BellNames(name)
+			return b[:]
+		},
+		Remove:    func(_ testing.TB, name string) { shmchan.Unlink(name) },
+		HelperEnv: helperEnv,
+		ArgsEnv:   helperArgs,
+		Helper:    runHelper,
+	})
 }
 
 // rec is the raw value of the tests: a sequence number and a check word.
@@ -359,22 +315,12 @@ func readStream(t testing.TB, s jetstream.Stream) []streamMsg {
 	return out
 }
 
-func say(format string, args ...any) {
-	fmt.Fprintf(os.Stdout, format+"\n", args...)
-}
+var say = testutil.Say
 
 // runHelper is the helper process's main; its exit code is its verdict.
 func runHelper(mode string, args []string) int {
-	arg := func(i int) string {
-		if i < len(args) {
-			return args[i]
-		}
-		return ""
-	}
-	fail := func(err error) int {
-		fmt.Fprintf(os.Stderr, "helper %s: %v\n", mode, err)
-		return 1
-	}
+	arg := testutil.Args(args).Str
+	fail := func(err error) int { return testutil.HelperFailed(mode, err) }
 	switch mode {
 	case "out": // channel url subject: run Out until it returns
 		nc, js, err := dial(arg(1))
@@ -410,81 +356,9 @@ func runHelper(mode string, args []string) int {
 }
 
 // helper is a running helper process.
-type helper struct {
-	t     testing.TB
-	cmd   *exec.Cmd
-	lines chan string
-	done  chan error
-}
+type helper = testutil.Proc
 
 func spawn(t testing.TB, mode string, args ...any) *helper {
 	t.Helper()
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	strs := make([]string, len(args))
-	for i, a := range args {
-		strs[i] = fmt.Sprint(a)
-	}
-	cmd := exec.Command(exe, "-test.run=^$")
-	cmd.Env = append(os.Environ(), helperEnv+"="+mode, helperArgs+"="+strings.Join(strs, " "))
-	cmd.Stderr = os.Stderr
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	h := &helper{t: t, cmd: cmd, lines: make(chan string, 64), done: make(chan error, 1)}
-	go func() {
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			h.lines <- sc.Text()
-		}
-		close(h.lines)
-		h.done <- cmd.Wait()
-	}()
-	t.Cleanup(h.kill)
-	return h
-}
-
-func (h *helper) expect(line string) {
-	h.t.Helper()
-	timeout := time.After(time.Minute)
-	for {
-		select {
-		case l, ok := <-h.lines:
-			if !ok {
-				h.t.Fatalf("helper exited before printing %q: %v", line, h.wait())
-			}
-			if l == line {
-				return
-			}
-		case <-timeout:
-			h.t.Fatalf("helper did not print %q within a minute", line)
-		}
-	}
-}
-
-func (h *helper) wait() error {
-	select {
-	case err := <-h.done:
-		h.done <- err
-		return err
-	case <-time.After(2 * time.Minute):
-		h.kill()
-		return errors.New("helper did not exit within two minutes")
-	}
-}
-
-// kill SIGKILLs the helper (if it still runs) and reaps it.
-func (h *helper) kill() {
-	h.cmd.Process.Signal(syscall.SIGKILL)
-	select {
-	case err := <-h.done:
-		h.done <- err
-	case <-time.After(30 * time.Second):
-	}
+	return testutil.Helper(t, 64, mode, args...)
 }

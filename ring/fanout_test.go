@@ -15,19 +15,17 @@ import (
 // fanRegion builds a work-queue or broadcast region image on Go memory.
 func fanRegion(t testing.TB, mode layout.Mode, overflow layout.Overflow, capacity uint64, producers, consumers uint32) ([]byte, layout.Header) {
 	t.Helper()
-	h := layout.Header{Mode: mode, Wait: layout.WaitFutex, Capacity: capacity, MaxMsg: 16, Producers: producers,
-		Consumers: consumers, Overflow: overflow, Flags: layout.FlagRaw}
-	if err := h.Geometry(); err != nil {
-		t.Fatal(err)
-	}
-	buf := make([]uint64, (h.TotalSize+7)/8)
-	mem := unsafeBytes(buf)[:h.TotalSize]
-	h.Encode(mem)
-	got, err := layout.Validate(mem, int64(len(mem)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return mem, got
+	return regionOf(t, layout.Header{Mode: mode, Wait: layout.WaitFutex, Capacity: capacity, MaxMsg: 16, Producers: producers,
+		Consumers: consumers, Overflow: overflow, Flags: layout.FlagRaw})
+}
+
+// fanRing builds a fan-out ring on fanRegion whose liveness (Alive and
+// Rescue) the test sets.
+func fanRing(t testing.TB, mode layout.Mode, overflow layout.Overflow, capacity uint64, producers, consumers uint32) ([]byte, layout.Header, *Ring, *liveness) {
+	t.Helper()
+	mem, h := fanRegion(t, mode, overflow, capacity, producers, consumers)
+	l := new(liveness)
+	return mem, h, newRing(t, mem, h, l.config()), l
 }
 
 // liveness is a test's Alive and Rescue: entries marked dead are dead.
@@ -54,9 +52,7 @@ func pv(p, i uint64) uint64 { return p<<40 | i }
 // once, each producer's values in order within each consumer.
 func TestWorkQueueExactlyOnce(t *testing.T) {
 	const producers, consumers, per = 3, 4, 20000
-	mem, h := fanRegion(t, layout.ModeWorkQueue, 0, 64, producers, consumers)
-	var l liveness
-	r := newRing(t, mem, h, l.config())
+	_, h, r, _ := fanRing(t, layout.ModeWorkQueue, 0, 64, producers, consumers)
 	ctx := context.Background()
 	var wg sync.WaitGroup
 	for p := 1; p <= producers; p++ {
@@ -126,9 +122,7 @@ func TestWorkQueueExactlyOnce(t *testing.T) {
 // released) has it delivered to another consumer; a producer that dies
 // between claim and commit has its slot consumed as abandoned.
 func TestWorkQueueRescue(t *testing.T) {
-	mem, h := fanRegion(t, layout.ModeWorkQueue, 0, 8, 2, 2)
-	var l liveness
-	r := newRing(t, mem, h, l.config())
+	_, h, r, l := fanRing(t, layout.ModeWorkQueue, 0, 8, 2, 2)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	s, _ := r.NewSender(1, Identity{})
@@ -179,9 +173,7 @@ func TestWorkQueueRescue(t *testing.T) {
 // TestBroadcastWaitForSlowest: every receiver gets every value in order; a
 // slow one gates senders; a dead one stops gating.
 func TestBroadcastWaitForSlowest(t *testing.T) {
-	mem, h := fanRegion(t, layout.ModeBroadcast, layout.OverflowWait, 8, 1, 3)
-	var l liveness
-	r := newRing(t, mem, h, l.config())
+	_, h, r, l := fanRing(t, layout.ModeBroadcast, layout.OverflowWait, 8, 1, 3)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	s, _ := r.NewSender(1, Identity{})
@@ -249,9 +241,7 @@ func TestBroadcastWaitForSlowest(t *testing.T) {
 // gets one LagError with the exact count, then intact values in order; a
 // late joiner sees only what is sent after it joined.
 func TestBroadcastDropOldest(t *testing.T) {
-	mem, h := fanRegion(t, layout.ModeBroadcast, layout.OverflowDrop, 8, 1, 2)
-	var l liveness
-	r := newRing(t, mem, h, l.config())
+	mem, h, r, _ := fanRing(t, layout.ModeBroadcast, layout.OverflowDrop, 8, 1, 2)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	s, _ := r.NewSender(1, Identity{})
@@ -295,9 +285,7 @@ func TestBroadcastDropOldest(t *testing.T) {
 // lower may win), so it can trail the tail by more than a ring. A sender
 // joining then is not looking at corruption.
 func TestBroadcastSenderJoinsBehindHead(t *testing.T) {
-	mem, h := fanRegion(t, layout.ModeBroadcast, layout.OverflowDrop, 8, 2, 1)
-	var l liveness
-	r := newRing(t, mem, h, l.config())
+	mem, _, r, _ := fanRing(t, layout.ModeBroadcast, layout.OverflowDrop, 8, 2, 1)
 	s, _ := r.NewSender(1, Identity{})
 	for i := uint64(0); i < 30; i++ {
 		if _, err := s.TryReserve(); err != nil {
@@ -326,9 +314,7 @@ func TestBroadcastDropOldestRace(t *testing.T) {
 	if raceEnabled {
 		t.Skip("the torn-read check races by design with the writer's plain stores; cross-process tests cover it")
 	}
-	mem, h := fanRegion(t, layout.ModeBroadcast, layout.OverflowDrop, 4, 1, 1)
-	var l liveness
-	r := newRing(t, mem, h, l.config())
+	_, h, r, _ := fanRing(t, layout.ModeBroadcast, layout.OverflowDrop, 4, 1, 1)
 	ctx := context.Background()
 	s, _ := r.NewSender(1, Identity{})
 	c, _ := r.NewConsumer(h.ConsumerEntry(0), Identity{})

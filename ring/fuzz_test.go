@@ -80,119 +80,254 @@ const (
 	opCount
 )
 
+// fuzzer is what every target shares: the ring on the fuzzed memory, the
+// operations and the cursor through their arguments, the senders, and
+// the checks of what a call returned.
+type fuzzer struct {
+	t         *testing.T
+	mem       []byte
+	r         *Ring
+	capacity  uint64
+	maxMsg    uint32
+	ops       []byte
+	i         int       // the operation at hand; arg reads the bytes after it
+	senders   []*Sender // by entry
+	sender    int       // entry of the current sender, 0 if none
+	cancelled context.Context
+}
+
+// newFuzzer makes the ring on mem (with producers sender entries). An input that
+// makes a call loop forever panics after 20s, with every goroutine's
+// stack, so the culprit is plain: stop ends that watch.
+func newFuzzer(t *testing.T, mem []byte, h layout.Header, cfg Config, producers uint32, params any, image, ops []byte) (f *fuzzer, stop func()) {
+	r, err := New(mem, h, cfg)
+	if err != nil {
+		t.Fatalf("New on a valid header: %v", err)
+	}
+	hang := time.AfterFunc(20*time.Second, func() {
+		debug.SetTraceback("all")
+		panic(fmt.Sprintf("fuzz input hung (params %#x, %d image bytes, ops %x)", params, len(image), ops))
+	})
+	cancelled, cancel := context.WithCancel(context.Background())
+	cancel()
+	f = &fuzzer{t: t, mem: mem, r: r, capacity: h.Capacity, maxMsg: h.MaxMsg, ops: ops,
+		senders: make([]*Sender, producers+1), cancelled: cancelled}
+	return f, func() { hang.Stop() }
+}
+
+// check fails the test unless err is nil, ErrCorrupt or one of allowed.
+func (f *fuzzer) check(what string, err error, allowed ...error) {
+	f.t.Helper()
+	if err == nil {
+		return
+	}
+	for _, a := range append(allowed, ErrCorrupt) {
+		if errors.Is(err, a) {
+			return
+		}
+	}
+	f.t.Fatalf("%s: unexpected error %v", what, err)
+}
+
+// arg returns the next argument byte of the operation (0 past the end).
+func (f *fuzzer) arg() byte {
+	f.i++
+	if f.i < len(f.ops) {
+		return f.ops[f.i]
+	}
+	return 0
+}
+
+// u32 and u64 read a little-endian word from the arguments.
+func (f *fuzzer) u32() uint32 {
+	return uint32(f.arg()) | uint32(f.arg())<<8 | uint32(f.arg())<<16 | uint32(f.arg())<<24
+}
+
+func (f *fuzzer) u64() uint64 {
+	var v uint64
+	for j := 0; j < 8; j++ {
+		v |= uint64(f.arg()) << (8 * j)
+	}
+	return v
+}
+
+// blockCtx is the context of a blocking call: already cancelled (the
+// call checks the ring, then gives up before sleeping), or expiring soon
+// (the call goes to sleep on the futex words the input wrote).
+func (f *fuzzer) blockCtx(b byte) (context.Context, context.CancelFunc) {
+	if b&1 == 0 {
+		return f.cancelled, func() {}
+	}
+	return context.WithTimeout(context.Background(), 50*time.Microsecond)
+}
+
+// payload checks a received value's length.
+func (f *fuzzer) payload(what string, b []byte) {
+	f.t.Helper()
+	if uint64(len(b)) > uint64(f.maxMsg) {
+		f.t.Fatalf("%s returned %d bytes, the maximum is %d", what, len(b), f.maxMsg)
+	}
+}
+
+// peekItems checks the k values a successful PeekN or TryPeekN made
+// available, and releases them (up to a bad one, as the channel does).
+func (f *fuzzer) peekItems(what string, k, max int, c *Receiver) {
+	f.t.Helper()
+	if k < 1 || k > max || uint64(k) > f.capacity {
+		f.t.Fatalf("%s(%d) = %d with %d slots", what, max, k, f.capacity)
+	}
+	release := k
+	for j := 0; j < k; j++ {
+		b, err := c.Item(j)
+		f.check("Item", err)
+		if err != nil {
+			release = j + 1
+			break
+		}
+		f.payload(fmt.Sprintf("Item(%d)", j), b)
+	}
+	c.ReleaseN(release)
+}
+
+// reserved fills and commits keep of the k slots a successful ReserveN or
+// TryReserveN reserved.
+func (f *fuzzer) reserved(what string, k, max, keep int, s *Sender) {
+	f.t.Helper()
+	if k < 1 || k > max || uint64(k) > f.capacity {
+		f.t.Fatalf("%s(%d) = %d with %d slots", what, max, k, f.capacity)
+	}
+	keep %= k + 1
+	for j := 0; j < k; j++ {
+		n := (j + keep) % (int(f.maxMsg) + 1)
+		b := s.Slot(j)
+		if uint64(len(b)) != uint64(f.maxMsg) {
+			f.t.Fatalf("Slot(%d) has %d bytes, the maximum is %d", j, len(b), f.maxMsg)
+		}
+		for i := range b[:n] {
+			b[i] = byte(i + j)
+		}
+		s.SetLen(j, n)
+	}
+	s.CommitN(keep)
+}
+
+// take takes (over) sender entry e.
+func (f *fuzzer) take(e int) {
+	s, err := f.r.NewSender(e, Identity{PID: uint32(100 + e)})
+	f.check("NewSender", err)
+	f.senders[e] = s
+	if s != nil {
+		f.sender = e
+	}
+}
+
+// The operations both kinds of target have. Each reads its arguments
+// first, whatever happens next.
+
+// reserve: [len] TryReserve, fill, Commit.
+func (f *fuzzer) reserve(allowed ...error) {
+	n := int(f.arg()) % (int(f.maxMsg) + 1)
+	s := f.senders[f.sender]
+	if s == nil {
+		return
+	}
+	b, err := s.TryReserve()
+	f.check("TryReserve", err, allowed...)
+	if err == nil {
+		if uint64(len(b)) != uint64(f.maxMsg) {
+			f.t.Fatalf("TryReserve gave %d bytes, the maximum is %d", len(b), f.maxMsg)
+		}
+		for i := range b[:n] {
+			b[i] = byte(n + i)
+		}
+		s.Commit(n)
+	}
+}
+
+// reserveN: [max, keep] TryReserveN, fill, SetLen, CommitN(keep).
+func (f *fuzzer) reserveN(allowed ...error) {
+	max, keep := int(f.arg()%9)+1, int(f.arg())
+	s := f.senders[f.sender]
+	if s == nil {
+		return
+	}
+	k, err := s.TryReserveN(max)
+	f.check("TryReserveN", err, allowed...)
+	if err == nil {
+		f.reserved("TryReserveN", k, max, keep, s)
+	}
+}
+
+// abort: TryReserve, Abort.
+func (f *fuzzer) abort(allowed ...error) {
+	s := f.senders[f.sender]
+	if s == nil {
+		return
+	}
+	_, err := s.TryReserve()
+	f.check("TryReserve", err, allowed...)
+	if err == nil {
+		s.Abort()
+	}
+}
+
+// closeSend: Sender.Close.
+func (f *fuzzer) closeSend() {
+	if s := f.senders[f.sender]; s != nil {
+		f.check("Close", s.Close())
+	}
+}
+
+// poke32: [off lo, off hi, 4 bytes] a peer writes a word anywhere past
+// the header.
+func (f *fuzzer) poke32() {
+	off := int(f.arg()) | int(f.arg())<<8
+	v := f.u32()
+	span := len(f.mem) - layout.OffReady
+	off = layout.OffReady + (off%span)&^3
+	if off+4 <= len(f.mem) {
+		binary.LittleEndian.PutUint32(f.mem[off:], v)
+	}
+}
+
+// takeSender: [entry] take (over) a sender entry of producers; top bit:
+// its holder detaches first (a holder that left; otherwise one that died).
+func (f *fuzzer) takeSender(producers uint32) {
+	b := f.arg()
+	e := int(b)%int(producers) + 1
+	if b&0x80 != 0 && f.senders[e] != nil {
+		f.senders[e].Detach()
+	}
+	f.take(e)
+}
+
+// checkLen checks the ring's Len.
+func (f *fuzzer) checkLen() {
+	f.t.Helper()
+	if l := f.r.Len(); l < 0 || l > f.r.Cap() {
+		f.t.Fatalf("Len() = %d with %d slots", l, f.r.Cap())
+	}
+}
+
 // fuzzRing is the body shared by both targets.
 func fuzzRing(t *testing.T, mode layout.Mode, params uint8, image, ops []byte) {
 	capacity, maxMsg, producers, aliveKind := fuzzGeometry(mode, params)
 	mem, h := region(t, mode, layout.WaitFutex, capacity, maxMsg, producers)
 	copy(mem[layout.OffReady:], image)
-	r, err := New(mem, h, Config{Spin: -1, StuckCheck: time.Nanosecond, Alive: fuzzAlive(aliveKind)})
-	if err != nil {
-		t.Fatalf("New on a valid header: %v", err)
-	}
-	// An input that makes a call loop forever stops here with every
-	// goroutine's stack, so the culprit is plain.
-	hang := time.AfterFunc(20*time.Second, func() {
-		debug.SetTraceback("all")
-		panic(fmt.Sprintf("fuzz input hung (params %#x, %d image bytes, ops %x)", params, len(image), ops))
-	})
-	defer hang.Stop()
-
-	check := func(what string, err error, allowed ...error) {
-		t.Helper()
-		if err == nil {
-			return
-		}
-		for _, a := range append(allowed, ErrCorrupt) {
-			if errors.Is(err, a) {
-				return
-			}
-		}
-		t.Fatalf("%s: unexpected error %v", what, err)
-	}
-	cancelled, cancel := context.WithCancel(context.Background())
-	cancel()
-	// blockCtx is the context of a blocking call: already cancelled (the
-	// call checks the ring, then gives up before sleeping), or expiring
-	// soon (the call goes to sleep on the futex words the input wrote).
-	blockCtx := func(b byte) (context.Context, context.CancelFunc) {
-		if b&1 == 0 {
-			return cancelled, func() {}
-		}
-		return context.WithTimeout(context.Background(), 50*time.Microsecond)
-	}
+	f, stop := newFuzzer(t, mem, h, Config{Spin: -1, StuckCheck: time.Nanosecond, Alive: fuzzAlive(aliveKind)}, producers, params, image, ops)
+	defer stop()
+	r, check, arg, blockCtx := f.r, f.check, f.arg, f.blockCtx
 	blockErrs := []error{ErrEmpty, ErrClosed, context.Canceled, context.DeadlineExceeded, errFuzzAlive}
-	// peekItems checks the k values a successful PeekN or TryPeekN made
-	// available, and releases them (up to a bad one, as the channel does).
-	peekItems := func(what string, k, max int, recv *Receiver) {
-		if k < 1 || k > max || uint64(k) > capacity {
-			t.Fatalf("%s(%d) = %d with %d slots", what, max, k, capacity)
-		}
-		release := k
-		for j := 0; j < k; j++ {
-			b, err := recv.Item(j)
-			check("Item", err)
-			if err != nil {
-				release = j + 1
-				break
-			}
-			if uint64(len(b)) > uint64(maxMsg) {
-				t.Fatalf("Item(%d) returned %d bytes, the maximum is %d", j, len(b), maxMsg)
-			}
-		}
-		recv.ReleaseN(release)
-	}
-	// reserved fills and commits keep of the k slots a successful
-	// ReserveN or TryReserveN reserved.
-	reserved := func(what string, k, max, keep int, s *Sender) {
-		if k < 1 || k > max || uint64(k) > capacity {
-			t.Fatalf("%s(%d) = %d with %d slots", what, max, k, capacity)
-		}
-		keep %= k + 1
-		for j := 0; j < k; j++ {
-			n := (j + keep) % (int(maxMsg) + 1)
-			b := s.Slot(j)
-			if uint64(len(b)) != uint64(maxMsg) {
-				t.Fatalf("Slot(%d) has %d bytes, the maximum is %d", j, len(b), maxMsg)
-			}
-			for i := range b[:n] {
-				b[i] = byte(i + j)
-			}
-			s.SetLen(j, n)
-		}
-		s.CommitN(keep)
-	}
 
 	recv, err := r.NewReceiver(Identity{PID: 1})
 	check("NewReceiver", err)
-	senders := make([]*Sender, producers+1)
-	sender := 0 // entry of the current sender, 0 if none
-	take := func(i int) {
-		s, err := r.NewSender(i, Identity{PID: uint32(100 + i)})
-		check("NewSender", err)
-		senders[i] = s
-		if s != nil {
-			sender = i
-		}
-	}
-	take(1)
+	f.take(1)
 	peeked := false // a TryPeek is waiting for its Release
 
-	arg := func(i *int) byte {
-		*i++
-		if *i < len(ops) {
-			return ops[*i]
-		}
-		return 0
-	}
-	fill := func(b []byte, seed byte) {
-		for i := range b {
-			b[i] = seed + byte(i)
-		}
-	}
 	const maxOps = 200
-	for i, n := 0, 0; i < len(ops) && n < maxOps; i, n = i+1, n+1 {
-		s := senders[sender]
-		switch ops[i] % opCount {
+	for n := 0; f.i < len(ops) && n < maxOps; f.i, n = f.i+1, n+1 {
+		s := f.senders[f.sender]
+		switch ops[f.i] % opCount {
 		case opPeek, opPeekHold:
 			if recv == nil {
 				break
@@ -205,38 +340,36 @@ func fuzzRing(t *testing.T, mode layout.Mode, params uint8, image, ops []byte) {
 			b, err := recv.TryPeek()
 			check("TryPeek", err, ErrEmpty, ErrClosed, errFuzzAlive)
 			if err == nil {
-				if uint64(len(b)) > uint64(maxMsg) {
-					t.Fatalf("TryPeek returned %d bytes, the maximum is %d", len(b), maxMsg)
-				}
-				if ops[i]%opCount == opPeekHold {
+				f.payload("TryPeek", b)
+				if ops[f.i]%opCount == opPeekHold {
 					peeked = true
 				} else {
 					recv.Release()
 				}
 			}
 		case opPeekN:
-			max := int(arg(&i)%9) + 1
+			max := int(arg()%9) + 1
 			if recv == nil || peeked {
 				break
 			}
 			k, err := recv.TryPeekN(max)
 			check("TryPeekN", err, ErrEmpty, ErrClosed, errFuzzAlive)
 			if err == nil {
-				peekItems("TryPeekN", k, max, recv)
+				f.peekItems("TryPeekN", k, max, recv)
 			}
 		case opPeekNBlock:
-			max := int(arg(&i)%9) + 1
-			ctx, stop := blockCtx(arg(&i))
+			max := int(arg()%9) + 1
+			ctx, stop := blockCtx(arg())
 			if recv != nil && !peeked {
 				k, err := recv.PeekN(ctx, max)
 				check("PeekN", err, blockErrs...)
 				if err == nil {
-					peekItems("PeekN", k, max, recv)
+					f.peekItems("PeekN", k, max, recv)
 				}
 			}
 			stop()
 		case opPeekBlock:
-			ctx, stop := blockCtx(arg(&i))
+			ctx, stop := blockCtx(arg())
 			defer stop()
 			if recv == nil || peeked {
 				break
@@ -244,57 +377,28 @@ func fuzzRing(t *testing.T, mode layout.Mode, params uint8, image, ops []byte) {
 			b, err := recv.Peek(ctx)
 			check("Peek", err, blockErrs...)
 			if err == nil {
-				if uint64(len(b)) > uint64(maxMsg) {
-					t.Fatalf("Peek returned %d bytes, the maximum is %d", len(b), maxMsg)
-				}
+				f.payload("Peek", b)
 				recv.Release()
 			}
 		case opReserve:
-			n := int(arg(&i)) % (int(maxMsg) + 1)
-			if s == nil {
-				break
-			}
-			b, err := s.TryReserve()
-			check("TryReserve", err, ErrFull, ErrClosed)
-			if err == nil {
-				if uint64(len(b)) != uint64(maxMsg) {
-					t.Fatalf("TryReserve gave %d bytes, the maximum is %d", len(b), maxMsg)
-				}
-				fill(b[:n], byte(n))
-				s.Commit(n)
-			}
+			f.reserve(ErrFull, ErrClosed)
 		case opReserveN:
-			max, keep := int(arg(&i)%9)+1, int(arg(&i))
-			if s == nil {
-				break
-			}
-			k, err := s.TryReserveN(max)
-			check("TryReserveN", err, ErrFull, ErrClosed)
-			if err == nil {
-				reserved("TryReserveN", k, max, keep, s)
-			}
+			f.reserveN(ErrFull, ErrClosed)
 		case opReserveNBlk:
-			max, keep := int(arg(&i)%9)+1, int(arg(&i))
-			ctx, stop := blockCtx(arg(&i))
+			max, keep := int(arg()%9)+1, int(arg())
+			ctx, stop := blockCtx(arg())
 			if s != nil {
 				k, err := s.ReserveN(ctx, max)
 				check("ReserveN", err, ErrFull, ErrClosed, context.Canceled, context.DeadlineExceeded)
 				if err == nil {
-					reserved("ReserveN", k, max, keep, s)
+					f.reserved("ReserveN", k, max, keep, s)
 				}
 			}
 			stop()
 		case opAbort:
-			if s == nil {
-				break
-			}
-			_, err := s.TryReserve()
-			check("TryReserve", err, ErrFull, ErrClosed)
-			if err == nil {
-				s.Abort()
-			}
+			f.abort(ErrFull, ErrClosed)
 		case opReserveBlk:
-			ctx, stop := blockCtx(arg(&i))
+			ctx, stop := blockCtx(arg())
 			defer stop()
 			if s == nil {
 				break
@@ -305,23 +409,12 @@ func fuzzRing(t *testing.T, mode layout.Mode, params uint8, image, ops []byte) {
 				s.Abort()
 			}
 		case opClose:
-			if s != nil {
-				check("Close", s.Close())
-			}
+			f.closeSend()
 		case opPoke32:
-			off := int(arg(&i)) | int(arg(&i))<<8
-			v := uint32(arg(&i)) | uint32(arg(&i))<<8 | uint32(arg(&i))<<16 | uint32(arg(&i))<<24
-			span := len(mem) - layout.OffReady
-			off = layout.OffReady + (off%span)&^3
-			if off+4 <= len(mem) {
-				binary.LittleEndian.PutUint32(mem[off:], v)
-			}
+			f.poke32()
 		case opPoke64:
-			which := arg(&i)
-			var v uint64
-			for j := 0; j < 8; j++ {
-				v |= uint64(arg(&i)) << (8 * j)
-			}
+			which := arg()
+			v := f.u64()
 			off := layout.OffTail
 			if which&1 != 0 {
 				off = layout.OffHead
@@ -332,8 +425,8 @@ func fuzzRing(t *testing.T, mode layout.Mode, params uint8, image, ops []byte) {
 			}
 			binary.LittleEndian.PutUint64(mem[off:], v)
 		case opPokeSlot:
-			pos, field := uint64(arg(&i)), arg(&i)
-			v := uint32(arg(&i)) | uint32(arg(&i))<<8 | uint32(arg(&i))<<16 | uint32(arg(&i))<<24
+			pos, field := uint64(arg()), arg()
+			v := f.u32()
 			off := int(h.DataOffset) + int(pos%capacity)*int(h.SlotSize)
 			switch field % 4 {
 			case 0:
@@ -349,14 +442,9 @@ func fuzzRing(t *testing.T, mode layout.Mode, params uint8, image, ops []byte) {
 			}
 			binary.LittleEndian.PutUint32(mem[off:], v)
 		case opSender:
-			b := arg(&i)
-			e := int(b)%int(producers) + 1
-			if b&0x80 != 0 && senders[e] != nil {
-				senders[e].Detach() // a holder that left; otherwise one that died
-			}
-			take(e)
+			f.takeSender(producers)
 		case opReceiver:
-			detach := arg(&i)&1 != 0
+			detach := arg()&1 != 0
 			if peeked {
 				recv.Release()
 				peeked = false
@@ -367,9 +455,7 @@ func fuzzRing(t *testing.T, mode layout.Mode, params uint8, image, ops []byte) {
 			recv, err = r.NewReceiver(Identity{PID: 2})
 			check("NewReceiver", err)
 		case opLenStats:
-			if l := r.Len(); l < 0 || l > r.Cap() {
-				t.Fatalf("Len() = %d with %d slots", l, r.Cap())
-			}
+			f.checkLen()
 			r.Stats()
 			r.Closed()
 		}
@@ -377,9 +463,7 @@ func fuzzRing(t *testing.T, mode layout.Mode, params uint8, image, ops []byte) {
 	if peeked {
 		recv.Release()
 	}
-	if l := r.Len(); l < 0 || l > r.Cap() {
-		t.Fatalf("Len() = %d with %d slots", l, r.Cap())
-	}
+	f.checkLen()
 }
 
 // fuzzSeeds adds inputs that start from states worth mutating: an empty
@@ -496,22 +580,11 @@ func fanFuzzRegion(t testing.TB, mode layout.Mode, overflow layout.Overflow, par
 	if producers > 1 {
 		h.Flags |= layout.FlagMulti
 	}
-	if err := h.Geometry(); err != nil {
-		t.Fatal(err)
-	}
-	buf := make([]uint64, (h.TotalSize+7)/8)
-	mem := unsafeBytes(buf)[:h.TotalSize]
-	h.Encode(mem)
-	binary.LittleEndian.PutUint32(mem[layout.OffReady:], layout.ReadyValue)
-	h, err := layout.Validate(mem, int64(len(mem)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return mem, h
+	return regionOf(t, h)
 }
 
 func fuzzFan(t *testing.T, mode layout.Mode, overflow layout.Overflow, params uint16, image, ops []byte) {
-	capacity, maxMsg, producers, consumers, aliveKind, rescueKind := fanGeometry(params)
+	capacity, _, producers, consumers, aliveKind, rescueKind := fanGeometry(params)
 	mem, h := fanFuzzRegion(t, mode, overflow, params)
 	copy(mem[layout.OffReady:], image)
 
@@ -538,28 +611,9 @@ func fuzzFan(t *testing.T, mode layout.Mode, overflow layout.Overflow, params ui
 	case 3:
 		rescue = func() (func(), bool, error) { return nil, false, errFuzzRescue }
 	}
-	r, err := New(mem, h, Config{Spin: -1, StuckCheck: time.Nanosecond, Alive: alive, Rescue: rescue})
-	if err != nil {
-		t.Fatalf("New on a valid header: %v", err)
-	}
-	hang := time.AfterFunc(20*time.Second, func() {
-		debug.SetTraceback("all")
-		panic(fmt.Sprintf("fuzz input hung (params %#x, %d image bytes, ops %x)", params, len(image), ops))
-	})
-	defer hang.Stop()
-
-	check := func(what string, err error, allowed ...error) {
-		t.Helper()
-		if err == nil {
-			return
-		}
-		for _, a := range append(allowed, ErrCorrupt) {
-			if errors.Is(err, a) {
-				return
-			}
-		}
-		t.Fatalf("%s: unexpected error %v", what, err)
-	}
+	f, stop := newFuzzer(t, mem, h, Config{Spin: -1, StuckCheck: time.Nanosecond, Alive: alive, Rescue: rescue}, producers, params, image, ops)
+	defer stop()
+	r, check, arg, blockCtx, payload := f.r, f.check, f.arg, f.blockCtx, f.payload
 	recvErrs := []error{ErrEmpty, ErrClosed, ErrLagged, errFuzzAlive, errFuzzRescue}
 	var lag *LagError
 	lagged := func(err error) {
@@ -567,54 +621,7 @@ func fuzzFan(t *testing.T, mode layout.Mode, overflow layout.Overflow, params ui
 			t.Fatalf("LagError %v in a %v region (overflow %v)", err, mode, overflow)
 		}
 	}
-	cancelled, cancel := context.WithCancel(context.Background())
-	cancel()
-	blockCtx := func(b byte) (context.Context, context.CancelFunc) {
-		if b&1 == 0 {
-			return cancelled, func() {}
-		}
-		return context.WithTimeout(context.Background(), 50*time.Microsecond)
-	}
 	ctxErrs := []error{context.Canceled, context.DeadlineExceeded}
-	payload := func(what string, b []byte) {
-		if uint64(len(b)) > uint64(maxMsg) {
-			t.Fatalf("%s returned %d bytes, the maximum is %d", what, len(b), maxMsg)
-		}
-	}
-	peekItems := func(what string, k, max int, c *Receiver) {
-		if k < 1 || k > max || uint64(k) > capacity {
-			t.Fatalf("%s(%d) = %d with %d slots", what, max, k, capacity)
-		}
-		release := k
-		for j := 0; j < k; j++ {
-			b, err := c.Item(j)
-			check("Item", err)
-			if err != nil {
-				release = j + 1
-				break
-			}
-			payload("Item", b)
-		}
-		c.ReleaseN(release)
-	}
-	reserved := func(what string, k, max, keep int, s *Sender) {
-		if k < 1 || k > max || uint64(k) > capacity {
-			t.Fatalf("%s(%d) = %d with %d slots", what, max, k, capacity)
-		}
-		keep %= k + 1
-		for j := 0; j < k; j++ {
-			n := (j + keep) % (int(maxMsg) + 1)
-			b := s.Slot(j)
-			if uint64(len(b)) != uint64(maxMsg) {
-				t.Fatalf("Slot(%d) has %d bytes, the maximum is %d", j, len(b), maxMsg)
-			}
-			for i := range b[:n] {
-				b[i] = byte(i + j)
-			}
-			s.SetLen(j, n)
-		}
-		s.CommitN(keep)
-	}
 
 	recvs := make([]*Receiver, consumers)
 	held := make([]bool, consumers) // a TryPeek of fopPeekHold awaits its Release
@@ -626,25 +633,8 @@ func fuzzFan(t *testing.T, mode layout.Mode, overflow layout.Overflow, params ui
 	for k := range recvs {
 		join(k)
 	}
-	senders := make([]*Sender, producers+1)
-	sender := 0
-	take := func(i int) {
-		s, err := r.NewSender(i, Identity{PID: uint32(100 + i)})
-		check("NewSender", err)
-		senders[i] = s
-		if s != nil {
-			sender = i
-		}
-	}
-	take(1)
+	f.take(1)
 
-	arg := func(i *int) byte {
-		*i++
-		if *i < len(ops) {
-			return ops[*i]
-		}
-		return 0
-	}
 	// pick returns consumer k's Receiver, releasing a held peek first,
 	// or nil if it has none.
 	pick := func(b byte) (int, *Receiver) {
@@ -658,11 +648,11 @@ func fuzzFan(t *testing.T, mode layout.Mode, overflow layout.Overflow, params ui
 		return k, c
 	}
 	const maxOps = 200
-	for i, n := 0, 0; i < len(ops) && n < maxOps; i, n = i+1, n+1 {
-		s := senders[sender]
-		switch op := ops[i] % fopCount; op {
+	for n := 0; f.i < len(ops) && n < maxOps; f.i, n = f.i+1, n+1 {
+		s := f.senders[f.sender]
+		switch op := ops[f.i] % fopCount; op {
 		case fopPeek, fopPeekHold:
-			k, c := pick(arg(&i))
+			k, c := pick(arg())
 			if c == nil {
 				break
 			}
@@ -678,8 +668,8 @@ func fuzzFan(t *testing.T, mode layout.Mode, overflow layout.Overflow, params ui
 				}
 			}
 		case fopPeekN:
-			_, c := pick(arg(&i))
-			max := int(arg(&i)%9) + 1
+			_, c := pick(arg())
+			max := int(arg()%9) + 1
 			if c == nil {
 				break
 			}
@@ -687,11 +677,11 @@ func fuzzFan(t *testing.T, mode layout.Mode, overflow layout.Overflow, params ui
 			check("TryPeekN", err, recvErrs...)
 			lagged(err)
 			if err == nil {
-				peekItems("TryPeekN", got, max, c)
+				f.peekItems("TryPeekN", got, max, c)
 			}
 		case fopPeekBlock:
-			_, c := pick(arg(&i))
-			ctx, stop := blockCtx(arg(&i))
+			_, c := pick(arg())
+			ctx, stop := blockCtx(arg())
 			if c != nil {
 				b, err := c.Peek(ctx)
 				check("Peek", err, append(recvErrs, ctxErrs...)...)
@@ -703,55 +693,26 @@ func fuzzFan(t *testing.T, mode layout.Mode, overflow layout.Overflow, params ui
 			}
 			stop()
 		case fopPeekNBlock:
-			_, c := pick(arg(&i))
-			max := int(arg(&i)%9) + 1
-			ctx, stop := blockCtx(arg(&i))
+			_, c := pick(arg())
+			max := int(arg()%9) + 1
+			ctx, stop := blockCtx(arg())
 			if c != nil {
 				got, err := c.PeekN(ctx, max)
 				check("PeekN", err, append(recvErrs, ctxErrs...)...)
 				lagged(err)
 				if err == nil {
-					peekItems("PeekN", got, max, c)
+					f.peekItems("PeekN", got, max, c)
 				}
 			}
 			stop()
 		case fopReserve:
-			n := int(arg(&i)) % (int(maxMsg) + 1)
-			if s == nil {
-				break
-			}
-			b, err := s.TryReserve()
-			check("TryReserve", err, ErrFull, ErrClosed, errFuzzAlive)
-			if err == nil {
-				if uint64(len(b)) != uint64(maxMsg) {
-					t.Fatalf("TryReserve gave %d bytes, the maximum is %d", len(b), maxMsg)
-				}
-				for j := range b[:n] {
-					b[j] = byte(n + j)
-				}
-				s.Commit(n)
-			}
+			f.reserve(ErrFull, ErrClosed, errFuzzAlive)
 		case fopReserveN:
-			max, keep := int(arg(&i)%9)+1, int(arg(&i))
-			if s == nil {
-				break
-			}
-			k, err := s.TryReserveN(max)
-			check("TryReserveN", err, ErrFull, ErrClosed, errFuzzAlive)
-			if err == nil {
-				reserved("TryReserveN", k, max, keep, s)
-			}
+			f.reserveN(ErrFull, ErrClosed, errFuzzAlive)
 		case fopAbort:
-			if s == nil {
-				break
-			}
-			_, err := s.TryReserve()
-			check("TryReserve", err, ErrFull, ErrClosed, errFuzzAlive)
-			if err == nil {
-				s.Abort()
-			}
+			f.abort(ErrFull, ErrClosed, errFuzzAlive)
 		case fopReserveBlk:
-			ctx, stop := blockCtx(arg(&i))
+			ctx, stop := blockCtx(arg())
 			if s != nil {
 				_, err := s.Reserve(ctx)
 				check("Reserve", err, append(ctxErrs, ErrClosed, errFuzzAlive)...)
@@ -761,31 +722,20 @@ func fuzzFan(t *testing.T, mode layout.Mode, overflow layout.Overflow, params ui
 			}
 			stop()
 		case fopClose:
-			if s != nil {
-				check("Close", s.Close())
-			}
+			f.closeSend()
 		case fopPoke32:
-			off := int(arg(&i)) | int(arg(&i))<<8
-			v := uint32(arg(&i)) | uint32(arg(&i))<<8 | uint32(arg(&i))<<16 | uint32(arg(&i))<<24
-			span := len(mem) - layout.OffReady
-			off = layout.OffReady + (off%span)&^3
-			if off+4 <= len(mem) {
-				binary.LittleEndian.PutUint32(mem[off:], v)
-			}
+			f.poke32()
 		case fopPoke64:
-			which := arg(&i)
-			var v uint64
-			for j := 0; j < 8; j++ {
-				v |= uint64(arg(&i)) << (8 * j)
-			}
+			which := arg()
+			v := f.u64()
 			off := [4]int{layout.OffTail, layout.OffHead, layout.OffClaimHead, layout.OffLagged}[which&3]
 			if which&4 != 0 { // near the current value: plausible, not absurd
 				v = binary.LittleEndian.Uint64(mem[off:]) + uint64(int64(int8(v)))
 			}
 			binary.LittleEndian.PutUint64(mem[off:], v)
 		case fopPokeSlot:
-			pos, field := uint64(arg(&i)), arg(&i)
-			v := uint32(arg(&i)) | uint32(arg(&i))<<8 | uint32(arg(&i))<<16 | uint32(arg(&i))<<24
+			pos, field := uint64(arg()), arg()
+			v := f.u32()
 			// pos counts from the tail's lap, so "plausible" marks land near
 			// the live positions.
 			base := binary.LittleEndian.Uint64(mem[layout.OffTail:]) &^ layout.ClosedBit &^ (capacity - 1)
@@ -808,12 +758,9 @@ func fuzzFan(t *testing.T, mode layout.Mode, overflow layout.Overflow, params ui
 			}
 			binary.LittleEndian.PutUint32(mem[off:], v)
 		case fopPokeEntry:
-			e := int(arg(&i)) % h.Entries()
-			field := arg(&i)
-			var v uint64
-			for j := 0; j < 8; j++ {
-				v |= uint64(arg(&i)) << (8 * j)
-			}
+			e := int(arg()) % h.Entries()
+			field := arg()
+			v := f.u64()
 			off := layout.RoleOffset(e)
 			if field&8 != 0 { // a position near the tail: a plausible claim or cursor
 				v = binary.LittleEndian.Uint64(mem[layout.OffTail:])&^layout.ClosedBit + uint64(int64(int8(v)))
@@ -832,14 +779,9 @@ func fuzzFan(t *testing.T, mode layout.Mode, overflow layout.Overflow, params ui
 				binary.LittleEndian.PutUint64(mem[off+layout.RoleSent:], v)
 			}
 		case fopSender:
-			b := arg(&i)
-			e := int(b)%int(producers) + 1
-			if b&0x80 != 0 && senders[e] != nil {
-				senders[e].Detach()
-			}
-			take(e)
+			f.takeSender(producers)
 		case fopConsumer:
-			b := arg(&i)
+			b := arg()
 			k := int(b) % int(consumers)
 			if b&0x80 != 0 && recvs[k] != nil {
 				if held[k] {
@@ -850,12 +792,10 @@ func fuzzFan(t *testing.T, mode layout.Mode, overflow layout.Overflow, params ui
 			// Otherwise the holder died as it was, a held value unreleased.
 			join(k)
 		case fopDead:
-			e := int(arg(&i)) % h.Entries()
+			e := int(arg()) % h.Entries()
 			dead[e] = !dead[e]
 		case fopLenStats:
-			if l := r.Len(); l < 0 || l > r.Cap() {
-				t.Fatalf("Len() = %d with %d slots", l, r.Cap())
-			}
+			f.checkLen()
 			for k, c := range recvs {
 				if c == nil {
 					continue

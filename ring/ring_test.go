@@ -67,7 +67,13 @@ func (b *chanBell) Wait(ctx context.Context, timeout time.Duration, woken func()
 // region builds a region image on plain Go memory.
 func region(t testing.TB, mode layout.Mode, wait layout.Wait, capacity uint64, maxMsg uint32, producers uint32) ([]byte, layout.Header) {
 	t.Helper()
-	h := layout.Header{Mode: mode, Wait: wait, Capacity: capacity, MaxMsg: maxMsg, Producers: producers, Flags: layout.FlagRaw}
+	return regionOf(t, layout.Header{Mode: mode, Wait: wait, Capacity: capacity, MaxMsg: maxMsg, Producers: producers, Flags: layout.FlagRaw})
+}
+
+// regionOf builds the region of h (its geometry computed here) on plain
+// Go memory, ready, and returns it with its validated header.
+func regionOf(t testing.TB, h layout.Header) ([]byte, layout.Header) {
+	t.Helper()
 	if err := h.Geometry(); err != nil {
 		t.Fatal(err)
 	}
@@ -80,6 +86,17 @@ func region(t testing.TB, mode layout.Mode, wait layout.Wait, capacity uint64, m
 		t.Fatal(err)
 	}
 	return mem, got
+}
+
+// spsc builds an SPSC ring of capacity 16-byte slots with cfg, and takes
+// its sender and receiver roles.
+func spsc(t testing.TB, wait layout.Wait, capacity uint64, cfg Config) (*Ring, *Sender, *Receiver) {
+	t.Helper()
+	mem, h := region(t, layout.ModeSPSC, wait, capacity, 16, 1)
+	r := newRing(t, mem, h, cfg)
+	s, _ := r.NewSender(1, Identity{})
+	c, _ := r.NewReceiver(Identity{})
+	return r, s, c
 }
 
 func newRing(t testing.TB, mem []byte, h layout.Header, cfg Config) *Ring {
@@ -188,10 +205,7 @@ func TestLostWakeup(t *testing.T) {
 	}
 	for _, wm := range waitModes[:2] {
 		t.Run(wm.name, func(t *testing.T) {
-			mem, h := region(t, layout.ModeSPSC, wm.mode, 2, 16, 1)
-			r := newRing(t, mem, h, Config{Spin: -1})
-			s, _ := r.NewSender(1, Identity{})
-			c, _ := r.NewReceiver(Identity{})
+			r, s, c := spsc(t, wm.mode, 2, Config{Spin: -1})
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
 			go func() {
@@ -236,10 +250,7 @@ func TestLostWakeup(t *testing.T) {
 }
 
 func TestFullEmptyClosed(t *testing.T) {
-	mem, h := region(t, layout.ModeSPSC, layout.WaitFutex, 4, 16, 1)
-	r := newRing(t, mem, h, Config{})
-	s, _ := r.NewSender(1, Identity{})
-	c, _ := r.NewReceiver(Identity{})
+	r, s, c := spsc(t, layout.WaitFutex, 4, Config{})
 	if _, err := c.TryPeek(); !errors.Is(err, ErrEmpty) {
 		t.Fatalf("empty: %v", err)
 	}
@@ -274,10 +285,7 @@ func TestFullEmptyClosed(t *testing.T) {
 }
 
 func TestBatch(t *testing.T) {
-	mem, h := region(t, layout.ModeSPSC, layout.WaitFutex, 8, 16, 1)
-	r := newRing(t, mem, h, Config{})
-	s, _ := r.NewSender(1, Identity{})
-	c, _ := r.NewReceiver(Identity{})
+	_, s, c := spsc(t, layout.WaitFutex, 8, Config{})
 	ctx := context.Background()
 	next, want := uint64(0), uint64(0)
 	for round := 0; round < 1000; round++ {
@@ -323,10 +331,7 @@ func TestBatch(t *testing.T) {
 func TestCancelWakesSleeper(t *testing.T) {
 	for _, wm := range waitModes {
 		t.Run(wm.name, func(t *testing.T) {
-			mem, h := region(t, layout.ModeSPSC, wm.mode, 1, 16, 1)
-			r := newRing(t, mem, h, Config{})
-			s, _ := r.NewSender(1, Identity{})
-			c, _ := r.NewReceiver(Identity{})
+			_, s, c := spsc(t, wm.mode, 1, Config{})
 			ctx, cancel := context.WithCancel(context.Background())
 			errc := make(chan error, 1)
 			go func() { _, err := c.Peek(ctx); errc <- err }()
@@ -559,10 +564,7 @@ func TestMPSCSlowWriterArrives(t *testing.T) {
 }
 
 func TestZeroAllocs(t *testing.T) {
-	mem, h := region(t, layout.ModeSPSC, layout.WaitFutex, 64, 16, 1)
-	r := newRing(t, mem, h, Config{})
-	s, _ := r.NewSender(1, Identity{})
-	c, _ := r.NewReceiver(Identity{})
+	_, s, c := spsc(t, layout.WaitFutex, 64, Config{})
 	ctx := context.Background()
 	allocs := testing.AllocsPerRun(1000, func() {
 		put(s, ctx, 1)

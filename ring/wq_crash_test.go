@@ -56,9 +56,7 @@ func pollGet(c *Receiver, d time.Duration) (uint64, error) {
 // that takes A's entry over must not resume that claim while B, alive,
 // holds the position: the value would be returned twice.
 func TestWorkQueueStaleClaimNotResumed(t *testing.T) {
-	mem, h := fanRegion(t, layout.ModeWorkQueue, 0, 8, 1, 3)
-	var l liveness
-	r := newRing(t, mem, h, l.config())
+	mem, h, r, l := fanRing(t, layout.ModeWorkQueue, 0, 8, 1, 3)
 	ctx := context.Background()
 	s, _ := r.NewSender(1, Identity{})
 	ea, eb := h.ConsumerEntry(0), h.ConsumerEntry(1)
@@ -154,9 +152,7 @@ func TestWorkQueueRescueConsumedPosition(t *testing.T) {
 // claim that was withdrawn, so the value would be lost and head would stay
 // behind it for good (the ring wedged once it fills).
 func TestWorkQueueResumeLockBusy(t *testing.T) {
-	mem, h := fanRegion(t, layout.ModeWorkQueue, 0, 2, 1, 2)
-	var l liveness
-	r := newRing(t, mem, h, l.config())
+	_, h, r, l := fanRing(t, layout.ModeWorkQueue, 0, 2, 1, 2)
 	ctx := context.Background()
 	s, _ := r.NewSender(1, Identity{})
 	ea, eb := h.ConsumerEntry(0), h.ConsumerEntry(1)
@@ -204,9 +200,7 @@ func TestWorkQueueResumeLockBusy(t *testing.T) {
 // ErrClosed and a full one never takes another value.
 func TestWorkQueueDeadAtHead(t *testing.T) {
 	for _, full := range []bool{false, true} {
-		mem, h := fanRegion(t, layout.ModeWorkQueue, 0, 2, 1, 2)
-		var l liveness
-		r := newRing(t, mem, h, l.config())
+		mem, h, r, l := fanRing(t, layout.ModeWorkQueue, 0, 2, 1, 2)
 		ctx := context.Background()
 		s, _ := r.NewSender(1, Identity{})
 		ea, eb := h.ConsumerEntry(0), h.ConsumerEntry(1)
@@ -259,9 +253,7 @@ func TestWorkQueueDeadAtHead(t *testing.T) {
 // whose lo is already behind the tail cannot win any more); another sender
 // must not take it for its bound and call the region corrupt.
 func TestBroadcastClaimInBetween(t *testing.T) {
-	mem, h := fanRegion(t, layout.ModeBroadcast, layout.OverflowWait, 8, 2, 1)
-	var l liveness
-	r := newRing(t, mem, h, l.config())
+	mem, h, r, _ := fanRing(t, layout.ModeBroadcast, layout.OverflowWait, 8, 2, 1)
 	ctx := context.Background()
 	a, _ := r.NewSender(1, Identity{})
 	b, _ := r.NewSender(2, Identity{})

@@ -1,8 +1,6 @@
 package shm
 
 import (
-	"bufio"
-	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -12,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/shmchan/shmchan/internal/testutil"
 )
 
 func TestLocksConflictWithinProcess(t *testing.T) {
@@ -124,47 +124,8 @@ func TestLockReleasedWhenHolderDies(t *testing.T) {
 	}
 	cmd := exec.Command(exe, "-test.run=^TestHelperProcess$", "-test.count=1")
 	cmd.Env = append(os.Environ(), helperEnv+"=1", helperNameEnv+"="+name, helperOffEnv+"="+strconv.Itoa(off))
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	waited := false
-	t.Cleanup(func() {
-		if !waited {
-			_ = cmd.Process.Kill()
-			_ = cmd.Wait()
-		}
-	})
-
-	lines := make(chan string, 16)
-	go func() {
-		defer close(lines)
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			lines <- sc.Text()
-		}
-	}()
-	timeout := time.After(30 * time.Second)
-wait:
-	for {
-		select {
-		case line, ok := <-lines:
-			if !ok {
-				t.Fatalf("helper ended without locking; stderr:\n%s", stderr.Bytes())
-			}
-			if line == "locked" {
-				break wait
-			}
-			t.Logf("helper: %s", line)
-		case <-timeout:
-			t.Fatal("helper did not lock within 30s")
-		}
-	}
+	h := testutil.Start(t, cmd, testutil.ProcOptions{Buffer: 16})
+	h.Expect("locked")
 
 	if held, err := obj.LockHeld(off); err != nil || !held {
 		t.Fatalf("LockHeld while the helper holds it = %v, %v", held, err)
@@ -173,11 +134,8 @@ wait:
 		t.Fatalf("TryLock while the helper holds it = %v, %v", ok, err)
 	}
 
-	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	err = cmd.Wait()
-	waited = true
+	h.Signal(syscall.SIGKILL)
+	err = h.Wait()
 	var ee *exec.ExitError
 	if !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
 		t.Fatalf("helper ended with %v, want killed by SIGKILL", err)

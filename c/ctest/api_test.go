@@ -15,8 +15,8 @@ import (
 
 func TestCAPI(t *testing.T) {
 	p := startPeer(t, "api", "name="+testName(t))
-	p.expect("ok")
-	p.finish()
+	p.ExpectPrefix("ok")
+	p.Finish()
 }
 
 func TestCInfo(t *testing.T) {
@@ -28,8 +28,8 @@ func TestCInfo(t *testing.T) {
 	}
 	defer c.Close()
 	p := startPeer(t, "info", "name="+name)
-	got := p.expect("mode ")
-	p.finish()
+	got := p.ExpectPrefix("mode ")
+	p.Finish()
 	want := fmt.Sprintf("mode 1 wait 1 flags 1 producers 5 max_msg 16 capacity 128 fingerprint %#x codec raw type ctest_test.rec",
 		recFingerprint(t))
 	if got != want {
@@ -40,7 +40,7 @@ func TestCInfo(t *testing.T) {
 func TestCUnlinkRemovesDoorbells(t *testing.T) {
 	name := testName(t)
 	p := startPeer(t, "hold", "name="+name, "create=spsc", "wait=mq", "role=recv")
-	p.expect("holding")
+	p.ExpectPrefix("holding")
 	for _, b := range []string{name + ".rx", name + ".tx"} {
 		if !mqExists(b) {
 			t.Fatalf("C created no doorbell /%s", b)
@@ -52,12 +52,12 @@ func TestCUnlinkRemovesDoorbells(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.Close()
-	p.kill()
+	p.Kill()
 	u := startPeer(t, "unlink", "name=/"+name)
-	if l := u.expect("unlink "); l != "unlink 0" {
+	if l := u.ExpectPrefix("unlink "); l != "unlink 0" {
 		t.Fatalf("C unlink: %q", l)
 	}
-	u.finish()
+	u.Finish()
 	for _, b := range []string{name + ".rx", name + ".tx"} {
 		if mqExists(b) {
 			t.Errorf("doorbell /%s left after C's unlink", b)
@@ -67,8 +67,8 @@ func TestCUnlinkRemovesDoorbells(t *testing.T) {
 		t.Errorf("region left after C's unlink: %v", err)
 	}
 	again := startPeer(t, "unlink", "name="+name)
-	if l := again.expect("unlink "); !strings.HasSuffix(l, fmt.Sprint(cENOENT)) {
+	if l := again.ExpectPrefix("unlink "); !strings.HasSuffix(l, fmt.Sprint(cENOENT)) {
 		t.Fatalf("second C unlink: %q, want ENOENT", l)
 	}
-	again.finish()
+	again.Finish()
 }

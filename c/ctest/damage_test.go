@@ -8,10 +8,8 @@ package ctest_test
 // that are not regular files, and the creator's mode-0 window.
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"os"
 	"os/exec"
 	"strconv"
@@ -22,6 +20,7 @@ import (
 	"time"
 
 	"github.com/shmchan/shmchan"
+	"github.com/shmchan/shmchan/internal/testutil"
 	"github.com/shmchan/shmchan/layout"
 )
 
@@ -33,18 +32,6 @@ const (
 	cENOENT       = -8
 	cEPERM        = -14
 )
-
-// damaged is one case: the bytes planted at a name and the code wanted.
-type damaged struct {
-	what string
-	img  []byte
-	want int
-	slow bool // Open waits its bounded time for a creator first
-	// version: the layout version in the header, when hasVersion says
-	// the case is about it (the detail must name it and ours).
-	version    uint32
-	hasVersion bool
-}
 
 func shmPath(name string) string { return "/dev/shm/" + name }
 
@@ -66,71 +53,18 @@ func regionImage[T any](t *testing.T, opts ...shmchan.Option) []byte {
 	return b
 }
 
-func setReady(b []byte) []byte {
-	if len(b) >= layout.OffReady+4 {
-		binary.LittleEndian.PutUint32(b[layout.OffReady:], layout.ReadyValue)
-	}
-	return b
-}
+// cCode is the C code each verdict of a damaged region is.
+var cCode = map[testutil.Verdict]int{testutil.Opens: cOK, testutil.Corrupt: cECORRUPT, testutil.Incompatible: cEINCOMPATIBL}
 
-func damageCases(t *testing.T) []damaged {
-	var cs []damaged
-	add := func(what string, img []byte, want int) { cs = append(cs, damaged{what: what, img: img, want: want}) }
-	le := binary.LittleEndian
-
-	// Random bytes (TestDamagedRandom).
-	for _, size := range []int{260, 261, 300, 511, 576, 1000, 2240, 4095, 4096, 4097, 65536, 1<<20 + 3} {
-		for seed := uint64(1); seed <= 3; seed++ {
-			for _, prefix := range []string{"random", "magic", "magic+version", "resealed"} {
-				rng := rand.New(rand.NewPCG(seed, uint64(size)))
-				b := make([]byte, size)
-				for i := range b {
-					b[i] = byte(rng.Uint32())
-				}
-				if prefix != "random" {
-					copy(b[layout.OffMagic:], layout.Magic)
-				}
-				if prefix == "magic+version" || prefix == "resealed" {
-					le.PutUint32(b[layout.OffVersion:], layout.Version)
-				}
-				if prefix == "resealed" {
-					le.PutUint64(b[layout.OffChecksum:], layout.Checksum(b))
-				}
-				want := cECORRUPT
-				if prefix == "magic" {
-					want = cEINCOMPATIBL
-				}
-				add(fmt.Sprintf("%d random bytes (seed %d, %s)", size, seed, prefix), setReady(b), want)
-			}
-		}
-	}
-
+// damageCases are the root package's damaged regions (damage_test.go,
+// from testutil), with work queue and broadcast header flips besides.
+func damageCases(t *testing.T) []testutil.Damaged {
 	valid := regionImage[rec](t, shmchan.WithCapacity(64))
-	// Short files (TestDamagedShort) and zeros without the ready word
-	// (TestDamagedZeros): the opener waits for the creator, then gives up.
-	for _, size := range []int{0, 1, 100, 255, 256, 257, 258, 259} {
-		cs = append(cs, damaged{what: fmt.Sprintf("a %d-byte prefix", size), img: valid[:size], want: cECORRUPT, slow: true})
-	}
-	cs = append(cs, damaged{what: "4096 zero bytes, not ready", img: make([]byte, 4096), want: cECORRUPT, slow: true})
-	for _, size := range []int{260, 4096, 2240, 1 << 20} {
-		add(fmt.Sprintf("%d zero bytes, ready", size), setReady(make([]byte, size)), cECORRUPT)
-	}
-
-	// Truncations (TestDamagedTruncated).
-	h, err := layout.Validate(valid, int64(len(valid)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, size := range []int{
-		len(valid) - 1, len(valid) - 8, len(valid) - int(h.SlotSize), int(h.DataOffset) + 1, int(h.DataOffset),
-		layout.OffRoles, layout.OffTail, layout.OffReady + 4,
-	} {
-		add(fmt.Sprintf("%d of %d bytes", size, len(valid)), valid[:size], cECORRUPT)
-	}
-	add("a valid region with 5000 extra bytes", append(append([]byte{}, valid...), make([]byte, 5000)...), cOK)
-
-	// Flipped header bytes (TestDamagedHeaderFlip).
-	kinds := []struct {
+	cs := testutil.DamagedRandom()
+	cs = append(cs, testutil.DamagedShort(valid)...)
+	cs = append(cs, testutil.DamagedZeros()...)
+	cs = append(cs, testutil.DamagedTruncated(t, valid)...)
+	for _, k := range []struct {
 		name string
 		img  []byte
 	}{
@@ -139,147 +73,16 @@ func damageCases(t *testing.T) []damaged {
 		{"workqueue-raw", regionImage[rec](t, shmchan.WithMultiConsumer(), shmchan.WithConsumers(3), shmchan.WithCapacity(16))},
 		{"broadcast-drop-multi", regionImage[[]byte](t, shmchan.WithBroadcast(shmchan.DropOldest), shmchan.WithMultiProducer(),
 			shmchan.WithProducers(2), shmchan.WithConsumers(5), shmchan.WithCapacity(8), shmchan.WithMaxMessageSize(40))},
+	} {
+		cs = append(cs, testutil.DamagedHeaderFlips(k.name, k.img)...)
 	}
-	for _, k := range kinds {
-		add(k.name+" undamaged", k.img, cOK)
-		for _, mask := range []byte{0xff, 0x01} {
-			for off := 0; off < layout.HeaderSize; off++ {
-				b := append([]byte{}, k.img...)
-				b[off] ^= mask
-				want := cECORRUPT
-				if off >= layout.OffVersion && off < layout.OffVersion+4 {
-					want = cEINCOMPATIBL
-				}
-				add(fmt.Sprintf("%s: header byte %d XOR %#x", k.name, off, mask), b, want)
-			}
-		}
-	}
-
-	// Impossible parameters, re-sealed (TestDamagedParams).
-	spsc := valid
-	mpsc := regionImage[rec](t, shmchan.WithCapacity(64), shmchan.WithMultiProducer(), shmchan.WithProducers(4))
-	wq := regionImage[rec](t, shmchan.WithCapacity(64), shmchan.WithMultiConsumer(), shmchan.WithConsumers(4))
-	bcast := regionImage[rec](t, shmchan.WithCapacity(64), shmchan.WithBroadcast(shmchan.WaitForSlowest),
-		shmchan.WithMultiProducer(), shmchan.WithProducers(2), shmchan.WithConsumers(3))
-	u32 := func(off int, v uint32) func([]byte) { return func(b []byte) { le.PutUint32(b[off:], v) } }
-	u64 := func(off int, v uint64) func([]byte) { return func(b []byte) { le.PutUint64(b[off:], v) } }
-	geometry := func(capacity uint64, maxMsg uint32) func([]byte) {
-		return func(b []byte) {
-			h := layout.Header{Mode: layout.ModeSPSC, Capacity: capacity, MaxMsg: maxMsg, Producers: 1}
-			if err := h.Geometry(); err != nil {
-				panic(err)
-			}
-			le.PutUint64(b[layout.OffCapacity:], h.Capacity)
-			le.PutUint32(b[layout.OffMaxMsg:], h.MaxMsg)
-			le.PutUint32(b[layout.OffSlotSize:], h.SlotSize)
-			le.PutUint64(b[layout.OffTotalSize:], h.TotalSize)
-		}
-	}
-	// dataOffset stores the data offset and total size that p producers
-	// and k consumers give (the region's capacity and slot size).
-	dataOffset := func(p, k uint32) func([]byte) {
-		return func(b []byte) {
-			d := layout.DataOffsetFor(p, k)
-			le.PutUint32(b[layout.OffDataOffset:], d)
-			c, sz := le.Uint64(b[layout.OffCapacity:]), le.Uint32(b[layout.OffSlotSize:])
-			le.PutUint64(b[layout.OffTotalSize:], uint64(d)+c*uint64(sz))
-		}
-	}
-	params := []struct {
-		name string
-		img  []byte
-		edit []func([]byte)
-		want int
-	}{
-		{"capacity 0", spsc, []func([]byte){u64(layout.OffCapacity, 0)}, cECORRUPT},
-		{"capacity 3", spsc, []func([]byte){u64(layout.OffCapacity, 3)}, cECORRUPT},
-		{"capacity 63", spsc, []func([]byte){u64(layout.OffCapacity, 63)}, cECORRUPT},
-		{"capacity 2^31", spsc, []func([]byte){u64(layout.OffCapacity, 1<<31)}, cECORRUPT},
-		{"capacity 2^63", spsc, []func([]byte){u64(layout.OffCapacity, 1<<63)}, cECORRUPT},
-		{"capacity all ones", spsc, []func([]byte){u64(layout.OffCapacity, ^uint64(0))}, cECORRUPT},
-		{"capacity 128, sizes unchanged", spsc, []func([]byte){u64(layout.OffCapacity, 128)}, cECORRUPT},
-		{"capacity 32, sizes unchanged", spsc, []func([]byte){u64(layout.OffCapacity, 32)}, cECORRUPT},
-		{"capacity 128, consistent", spsc, []func([]byte){geometry(128, 16)}, cECORRUPT},
-		{"2^30 slots of 512 bytes, consistent", spsc, []func([]byte){geometry(1<<30, 512)}, cECORRUPT},
-		{"max message 0", spsc, []func([]byte){u32(layout.OffMaxMsg, 0)}, cECORRUPT},
-		{"max message 0, slot size 8", spsc, []func([]byte){u32(layout.OffMaxMsg, 0), u32(layout.OffSlotSize, 8)}, cECORRUPT},
-		{"max message over the limit", spsc, []func([]byte){u32(layout.OffMaxMsg, layout.MaxMsg+1)}, cECORRUPT},
-		{"max message all ones", spsc, []func([]byte){u32(layout.OffMaxMsg, ^uint32(0))}, cECORRUPT},
-		{"max message 17, slot size unchanged", spsc, []func([]byte){u32(layout.OffMaxMsg, 17)}, cECORRUPT},
-		{"max message 8, slot size unchanged", spsc, []func([]byte){u32(layout.OffMaxMsg, 8)}, cECORRUPT},
-		{"2^30 slots of 2^30 bytes", spsc, []func([]byte){u64(layout.OffCapacity, 1<<30), u32(layout.OffMaxMsg, 1<<30)}, cECORRUPT},
-		{"slot size 8 more", spsc, []func([]byte){u32(layout.OffSlotSize, 32)}, cECORRUPT},
-		{"slot size 0", spsc, []func([]byte){u32(layout.OffSlotSize, 0)}, cECORRUPT},
-		{"data offset 0", spsc, []func([]byte){u32(layout.OffDataOffset, 0)}, cECORRUPT},
-		{"data offset inside the header", spsc, []func([]byte){u32(layout.OffDataOffset, 128)}, cECORRUPT},
-		{"data offset past the end", spsc, []func([]byte){u32(layout.OffDataOffset, 1<<20)}, cECORRUPT},
-		{"total size 1 more", spsc, []func([]byte){u64(layout.OffTotalSize, uint64(len(spsc))+1)}, cECORRUPT},
-		{"total size 1 less", spsc, []func([]byte){u64(layout.OffTotalSize, uint64(len(spsc))-1)}, cECORRUPT},
-		{"total size 0", spsc, []func([]byte){u64(layout.OffTotalSize, 0)}, cECORRUPT},
-		{"total size the header", spsc, []func([]byte){u64(layout.OffTotalSize, layout.HeaderSize)}, cECORRUPT},
-		{"total size 2^63", spsc, []func([]byte){u64(layout.OffTotalSize, 1<<63)}, cECORRUPT},
-		{"SPSC with 0 producers", spsc, []func([]byte){u32(layout.OffProducers, 0)}, cECORRUPT},
-		{"SPSC with 2 producers", spsc, []func([]byte){u32(layout.OffProducers, 2)}, cECORRUPT},
-		{"MPSC with 0 producers", mpsc, []func([]byte){u32(layout.OffProducers, 0)}, cECORRUPT},
-		{"MPSC with 5 producers, sizes unchanged", mpsc, []func([]byte){u32(layout.OffProducers, 5)}, cECORRUPT},
-		{"MPSC with too many producers", mpsc, []func([]byte){u32(layout.OffProducers, layout.MaxProducers+1)}, cECORRUPT},
-		{"MPSC with all-ones producers", mpsc, []func([]byte){u32(layout.OffProducers, ^uint32(0))}, cECORRUPT},
-		{"SPSC turned MPSC with 4 producers", spsc, []func([]byte){u32(layout.OffMode, uint32(layout.ModeMPSC)), u32(layout.OffProducers, 4)}, cECORRUPT},
-		{"mode 2", spsc, []func([]byte){u32(layout.OffMode, 2)}, cECORRUPT},
-		{"mode 4", spsc, []func([]byte){u32(layout.OffMode, 4)}, cECORRUPT},
-		{"mode all ones", spsc, []func([]byte){u32(layout.OffMode, ^uint32(0))}, cECORRUPT},
-		{"wait mode 3", spsc, []func([]byte){u32(layout.OffWait, 3)}, cECORRUPT},
-		{"wait mode all ones", spsc, []func([]byte){u32(layout.OffWait, ^uint32(0))}, cECORRUPT},
-		{"unknown flag", spsc, []func([]byte){u32(layout.OffFlags, 1<<5)}, cECORRUPT},
-		{"flag 4", spsc, []func([]byte){u32(layout.OffFlags, 4)}, cECORRUPT},
-		{"multi-producer flag in MPSC", mpsc, []func([]byte){u32(layout.OffFlags, uint32(layout.FlagRaw|layout.FlagMulti))}, cECORRUPT},
-		{"multi-producer flag in SPSC", spsc, []func([]byte){u32(layout.OffFlags, uint32(layout.FlagMulti))}, cECORRUPT},
-		{"consumers in MPSC", mpsc, []func([]byte){u32(layout.OffConsumers, 1)}, cECORRUPT},
-		{"consumers in SPSC, sizes fixed", spsc, []func([]byte){u32(layout.OffConsumers, 1), dataOffset(1, 1)}, cECORRUPT},
-		{"overflow in MPSC", mpsc, []func([]byte){u32(layout.OffOverflow, 1)}, cECORRUPT},
-		{"overflow in a work queue", wq, []func([]byte){u32(layout.OffOverflow, 1)}, cECORRUPT},
-		{"work queue without consumers", wq, []func([]byte){u32(layout.OffConsumers, 0), dataOffset(1, 0)}, cECORRUPT},
-		{"work queue with 5 consumers, sizes unchanged", wq, []func([]byte){u32(layout.OffConsumers, 5)}, cECORRUPT},
-		{"work queue with 5 consumers, sizes fixed", wq, []func([]byte){u32(layout.OffConsumers, 5), dataOffset(1, 5)}, cOK},
-		{"work queue with too many consumers", wq, []func([]byte){u32(layout.OffConsumers, layout.MaxConsumers+1)}, cECORRUPT},
-		{"work queue of 2^30 slots", wq, []func([]byte){u64(layout.OffCapacity, 1<<30)}, cECORRUPT},
-		{"work queue with a multi-producer flag, 1 producer", wq, []func([]byte){u32(layout.OffFlags, uint32(layout.FlagRaw|layout.FlagMulti))}, cOK},
-		{"broadcast overflow 2", bcast, []func([]byte){u32(layout.OffOverflow, 2)}, cECORRUPT},
-		{"broadcast overflow all ones", bcast, []func([]byte){u32(layout.OffOverflow, ^uint32(0))}, cECORRUPT},
-		{"broadcast turned DropOldest", bcast, []func([]byte){u32(layout.OffOverflow, 1)}, cOK},
-		{"broadcast without consumers", bcast, []func([]byte){u32(layout.OffConsumers, 0)}, cECORRUPT},
-		{"broadcast turned work queue", bcast, []func([]byte){u32(layout.OffMode, uint32(layout.ModeWorkQueue))}, cOK},
-		{"broadcast turned MPSC", bcast, []func([]byte){u32(layout.OffMode, uint32(layout.ModeMPSC))}, cECORRUPT},
-		{"broadcast turned MPSC, consumers and flag cleared", bcast, []func([]byte){u32(layout.OffMode, uint32(layout.ModeMPSC)),
-			u32(layout.OffConsumers, 0), u32(layout.OffFlags, uint32(layout.FlagRaw)), dataOffset(2, 0)}, cOK},
-		{"all flags", spsc, []func([]byte){u32(layout.OffFlags, ^uint32(0))}, cECORRUPT},
-		{"bad magic", spsc, []func([]byte){func(b []byte) { copy(b, "SHMCHAM\x00") }}, cECORRUPT},
-		{"checksum zero, unsealed", spsc, nil, cECORRUPT},
-		{"version 0", spsc, []func([]byte){u32(layout.OffVersion, 0)}, cEINCOMPATIBL},
-		{"version 1", spsc, []func([]byte){u32(layout.OffVersion, 1)}, cEINCOMPATIBL},
-		{"version 3", spsc, []func([]byte){u32(layout.OffVersion, layout.Version+1)}, cEINCOMPATIBL},
-		{"version all ones", spsc, []func([]byte){u32(layout.OffVersion, ^uint32(0))}, cEINCOMPATIBL},
-	}
-	versions := map[string]uint32{"version 0": 0, "version 1": 1, "version 3": 3, "version all ones": ^uint32(0)}
-	for _, p := range params {
-		b := append([]byte{}, p.img...)
-		for _, e := range p.edit {
-			e(b)
-		}
-		if total := le.Uint64(b[layout.OffTotalSize:]); p.want == cOK && total > uint64(len(b)) {
-			b = append(b, make([]byte, total-uint64(len(b)))...) // a valid header's whole region
-		}
-		if p.edit == nil {
-			le.PutUint64(b[layout.OffChecksum:], 0)
-		} else {
-			le.PutUint64(b[layout.OffChecksum:], layout.Checksum(b))
-		}
-		add(p.name, setReady(b), p.want)
-		if v, ok := versions[p.name]; ok {
-			cs[len(cs)-1].version, cs[len(cs)-1].hasVersion = v, true
-		}
-	}
-	return cs
+	return append(cs, testutil.DamagedParams(testutil.ParamImages{
+		SPSC:      valid,
+		MPSC:      regionImage[rec](t, shmchan.WithCapacity(64), shmchan.WithMultiProducer(), shmchan.WithProducers(4)),
+		WorkQueue: regionImage[rec](t, shmchan.WithCapacity(64), shmchan.WithMultiConsumer(), shmchan.WithConsumers(4)),
+		Broadcast: regionImage[rec](t, shmchan.WithCapacity(64), shmchan.WithBroadcast(shmchan.WaitForSlowest),
+			shmchan.WithMultiProducer(), shmchan.WithProducers(2), shmchan.WithConsumers(3)),
+	})...)
 }
 
 // goVerdict opens name from Go and maps the result to a C code.
@@ -346,13 +149,13 @@ func plant(t *testing.T, b []byte) string {
 
 func TestDamagedFromC(t *testing.T) {
 	cases := damageCases(t)
-	byName := map[string]damaged{}
+	byName := map[string]testutil.Damaged{}
 	var fast []string
 	for _, c := range cases {
-		if c.slow {
+		if c.Slow {
 			continue
 		}
-		name := plant(t, c.img)
+		name := plant(t, c.Image)
 		byName[name] = c
 		fast = append(fast, name)
 	}
@@ -361,33 +164,34 @@ func TestDamagedFromC(t *testing.T) {
 	if err := os.Truncate(shmPath(big), layout.MaxTotalSize+4096); err != nil {
 		t.Fatal(err)
 	}
-	byName[big] = damaged{what: "a sparse file larger than any region", want: cECORRUPT}
+	byName[big] = testutil.Damaged{What: "a sparse file larger than any region", Want: testutil.Corrupt}
 	fast = append(fast, big)
 
 	codes, took, why := openFromCWhy(t, fast)
 	for _, name := range fast {
 		c := byName[name]
+		want := cCode[c.Want]
 		got, ok := codes[name]
 		if !ok {
-			t.Errorf("%s: no answer from C", c.what)
+			t.Errorf("%s: no answer from C", c.What)
 			continue
 		}
-		if got != c.want {
-			t.Errorf("%s: C open gave %d, want %d", c.what, got, c.want)
+		if got != want {
+			t.Errorf("%s: C open gave %d, want %d", c.What, got, want)
 		}
 		if got != cOK && why[name] == "" {
-			t.Errorf("%s: C open gave %d and no detail", c.what, got)
+			t.Errorf("%s: C open gave %d and no detail", c.What, got)
 		}
-		if c.hasVersion {
-			if want := fmt.Sprintf("layout version %d, this library reads version %d", c.version, layout.Version); why[name] != want {
-				t.Errorf("%s: C says %q, want %q", c.what, why[name], want)
+		if c.HasVersion {
+			if want := fmt.Sprintf("layout version %d, this library reads version %d", c.Version, layout.Version); why[name] != want {
+				t.Errorf("%s: C says %q, want %q", c.What, why[name], want)
 			}
 		}
 		if took[name] > 500*time.Millisecond {
-			t.Errorf("%s: C open took %v", c.what, took[name])
+			t.Errorf("%s: C open took %v", c.What, took[name])
 		}
-		if g := goVerdict(name); g != c.want {
-			t.Errorf("%s: Go open gave %d, want %d (the C expectations must be Go's)", c.what, g, c.want)
+		if g := goVerdict(name); g != want {
+			t.Errorf("%s: Go open gave %d, want %d (the C expectations must be Go's)", c.What, g, want)
 		}
 	}
 	t.Logf("%d damaged regions opened from C", len(fast))
@@ -396,19 +200,19 @@ func TestDamagedFromC(t *testing.T) {
 	// waits about a second for the creator, then reports ECORRUPT.
 	var wg sync.WaitGroup
 	for _, c := range cases {
-		if !c.slow {
+		if !c.Slow {
 			continue
 		}
-		name := plant(t, c.img)
+		name := plant(t, c.Image)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			codes, took := openFromC(t, []string{name})
-			if codes[name] != c.want {
-				t.Errorf("%s: C open gave %d, want %d", c.what, codes[name], c.want)
+			if want := cCode[c.Want]; codes[name] != want {
+				t.Errorf("%s: C open gave %d, want %d", c.What, codes[name], want)
 			}
 			if took[name] < 900*time.Millisecond || took[name] > 3*time.Second {
-				t.Errorf("%s: C open gave up after %v, want about a second", c.what, took[name])
+				t.Errorf("%s: C open gave up after %v, want about a second", c.What, took[name])
 			}
 		}()
 	}

@@ -148,13 +148,13 @@ func cWorkers(t *testing.T, name string, n int, set *seqSet) (wait func() []int)
 	for w := range n {
 		f := filepath.Join(t.TempDir(), fmt.Sprintf("wq%d", w))
 		p := startPeer(t, "wqrecv", "name="+name, "kind=rec", "out="+f)
-		p.expect("ready")
+		p.ExpectPrefix("ready")
 		ps, files = append(ps, p), append(files, f)
 	}
 	return func() []int {
 		var counts []int
 		for w, p := range ps {
-			rest := p.finish()
+			rest := p.Finish()
 			seqs := readSeqs(t, files[w])
 			if len(rest) != 1 || rest[0] != fmt.Sprint("received ", len(seqs)) {
 				t.Fatalf("C worker %d: %q, and %d values in its file", w, rest, len(seqs))
@@ -177,12 +177,7 @@ func TestWorkQueueCAmongGo(t *testing.T) {
 
 func testWorkQueueCAmongGo(t *testing.T, w string) {
 	n := streamSize(w)
-	name := testName(t)
-	tx, err := shmchan.Create[rec](name, shmchan.WithMultiConsumer(), shmchan.WithConsumers(8), shmchan.WithCapacity(256), waitOpt(w))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Close()
+	name, tx := testChan[rec](t, shmchan.WithMultiConsumer(), shmchan.WithConsumers(8), shmchan.WithCapacity(256), waitOpt(w))
 	set := newSeqSet()
 	cWait := cWorkers(t, name, 2, set)
 	goWait := goWorkers(t, name, 2, set)
@@ -216,7 +211,7 @@ func TestWorkQueueMixedProducers(t *testing.T) {
 	name := testName(t)
 	first := startPeer(t, "send", "name="+name, "create=wq", "multi=1", "producers=8", "consumers=8", "cap=512",
 		"kind=rec", fmt.Sprint("fp=", recFingerprint(t)), "id=1", fmt.Sprint("count=", per))
-	first.expect("ready")
+	first.ExpectPrefix("ready")
 	ctl, err := shmchan.Open[rec](name, shmchan.WithMultiConsumer(), shmchan.WithMultiProducer(), shmchan.WithProducers(8))
 	if err != nil {
 		t.Fatal(err)
@@ -228,8 +223,8 @@ func TestWorkQueueMixedProducers(t *testing.T) {
 	second := startPeer(t, "send", "name="+name, "kind=rec", "id=2", fmt.Sprint("count=", per))
 	wg := goProducers(t, name, []uint64{3, 4}, per)
 	for _, p := range []*peer{first, second} {
-		p.expect("done")
-		p.finish()
+		p.ExpectPrefix("done")
+		p.Finish()
 	}
 	wg.Wait()
 	if err := ctl.CloseSend(); err != nil {
@@ -269,7 +264,7 @@ func testBroadcastCSubscribers(t *testing.T, w string) {
 	var subs []*peer
 	for range 2 {
 		p := startPeer(t, "recv", "name="+name, "kind=rec", fmt.Sprint("total=", 2*per), "close=1")
-		p.expect("ready")
+		p.ExpectPrefix("ready")
 		subs = append(subs, p)
 	}
 	ctx := ctxFor(t)
@@ -318,15 +313,15 @@ func testBroadcastCSubscribers(t *testing.T, w string) {
 	<-ready
 	cp := startPeer(t, "send", "name="+name, "kind=rec", "id=1", fmt.Sprint("count=", per))
 	wg := goProducers(t, name, []uint64{2}, per)
-	cp.expect("done")
-	cp.finish()
+	cp.ExpectPrefix("done")
+	cp.Finish()
 	wg.Wait()
 	if err := ctl.CloseSend(); err != nil {
 		t.Fatal(err)
 	}
 	want := fmt.Sprintf("producer 1 %d\nproducer 2 %d\nreceived %d", per, per, 2*per)
 	for i, p := range subs {
-		if got := strings.Join(p.finish(), "\n"); got != want {
+		if got := strings.Join(p.Finish(), "\n"); got != want {
 			t.Errorf("C subscriber %d reported\n%s\nwant\n%s", i, got, want)
 		}
 	}
@@ -338,6 +333,7 @@ func testBroadcastCSubscribers(t *testing.T, w string) {
 type bcastPeer struct {
 	*peer
 	in io.WriteCloser
+	t  testing.TB
 }
 
 func startBcast(t *testing.T, args ...string) *bcastPeer {
@@ -349,8 +345,8 @@ func startBcast(t *testing.T, args ...string) *bcastPeer {
 	}
 	p := startPeerCmd(t, cmd)
 	t.Cleanup(func() { in.Close() })
-	p.expect("ready")
-	return &bcastPeer{p, in}
+	p.ExpectPrefix("ready")
+	return &bcastPeer{p, in, t}
 }
 
 // phase makes the subscriber receive what is there and returns its lines.
@@ -361,7 +357,7 @@ func (b *bcastPeer) phase() []string {
 	}
 	var lines []string
 	for {
-		l := b.expect("")
+		l := b.ExpectPrefix("")
 		if l == "idle" || l == "closed" {
 			return append(lines, l)
 		}
@@ -375,12 +371,7 @@ func (b *bcastPeer) phase() []string {
 // in order; twice; then the close.
 func TestBroadcastDropOldestLag(t *testing.T) {
 	const capacity = 64
-	name := testName(t)
-	tx, err := shmchan.Create[rec](name, shmchan.WithBroadcast(shmchan.DropOldest), shmchan.WithCapacity(capacity))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Close()
+	name, tx := testChan[rec](t, shmchan.WithBroadcast(shmchan.DropOldest), shmchan.WithCapacity(capacity))
 	sub := startBcast(t, "name="+name, "kind=rec")
 	sent := uint64(0)
 	send := func(n int) {
@@ -422,7 +413,7 @@ func TestBroadcastDropOldestLag(t *testing.T) {
 	if l := sub.phase(); strings.Join(l, " ") != "closed" {
 		t.Fatalf("after the close: %q", l)
 	}
-	sub.finish()
+	sub.Finish()
 	lagged := readLagged(t, name)
 	if want := uint64(1000 - capacity + 1); lagged != want {
 		t.Fatalf("lagged counter %d, want %d", lagged, want)
@@ -459,7 +450,7 @@ func TestBroadcastDropOldestSlow(t *testing.T) {
 	}
 	defer ctl.Close()
 	sub := startPeer(t, "bcastslow", "name="+name, "kind=bytes", "id=1", "every=50", "pause_us=200")
-	sub.expect("ready")
+	sub.ExpectPrefix("ready")
 	gosub, err := shmchan.Open[[]byte](name)
 	if err != nil {
 		t.Fatal(err)
@@ -497,12 +488,12 @@ func TestBroadcastDropOldestSlow(t *testing.T) {
 			time.Sleep(200 * time.Microsecond)
 		}
 	}
-	tx.expect("done")
-	tx.finish()
+	tx.ExpectPrefix("done")
+	tx.Finish()
 	if got+missed != uint64(n) {
 		t.Errorf("Go subscriber: %d received + %d missed, %d sent", got, missed, n)
 	}
-	rest := sub.finish()
+	rest := sub.Finish()
 	f := strings.Fields(strings.Join(rest, " "))
 	if len(f) != 6 || f[0] != "received" {
 		t.Fatalf("C subscriber: %q", rest)
@@ -526,18 +517,13 @@ func TestBroadcastDropOldestSlow(t *testing.T) {
 func TestKillCWorkQueueHolder(t *testing.T) {
 	for _, rescuer := range []string{"go", "c"} {
 		t.Run(rescuer, func(t *testing.T) {
-			name := testName(t)
-			tx, err := shmchan.Create[rec](name, shmchan.WithMultiConsumer(), shmchan.WithConsumers(4), shmchan.WithCapacity(16))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer tx.Close()
+			name, tx := testChan[rec](t, shmchan.WithMultiConsumer(), shmchan.WithConsumers(4), shmchan.WithCapacity(16))
 			ctx := ctxFor(t)
 			if err := tx.Send(ctx, mkrec(seqOf(1, 0))); err != nil {
 				t.Fatal(err)
 			}
 			holder := startPeer(t, "wqhold", "name="+name)
-			if l := holder.expect("holding"); l != "holding 16" {
+			if l := holder.ExpectPrefix("holding"); l != "holding 16" {
 				t.Fatalf("C holder: %q", l)
 			}
 			var recv func(ctx context.Context) (uint64, error)
@@ -556,10 +542,10 @@ func TestKillCWorkQueueHolder(t *testing.T) {
 				}
 			} else {
 				rx := startPeer(t, "report", "name="+name, "kind=rec")
-				rx.expect("ready")
+				rx.ExpectPrefix("ready")
 				recv = func(ctx context.Context) (uint64, error) {
 					select {
-					case l := <-rx.lines:
+					case l := <-rx.Lines:
 						v, err := strconv.ParseUint(strings.TrimPrefix(l, "got "), 10, 64)
 						if err != nil {
 							t.Fatalf("C rescuer: %q", l)
@@ -585,7 +571,7 @@ func TestKillCWorkQueueHolder(t *testing.T) {
 			if v, err := recv(short); !errors.Is(err, context.DeadlineExceeded) {
 				t.Fatalf("with the holder alive: %d, %v; want nothing", v, err)
 			}
-			holder.kill()
+			holder.Kill()
 			start := time.Now()
 			if v, err := recv(ctx); err != nil || v != seqOf(1, 0) {
 				t.Fatalf("after the kill: %d, %v; want the held value", v, err)
@@ -608,14 +594,9 @@ func TestKillCWorkQueueHolder(t *testing.T) {
 // TestKillCBroadcastSubscriber: a WaitForSlowest C subscriber that never
 // reads gates a Go sender once the ring is full; killed, it stops gating.
 func TestKillCBroadcastSubscriber(t *testing.T) {
-	name := testName(t)
-	tx, err := shmchan.Create[rec](name, shmchan.WithBroadcast(shmchan.WaitForSlowest), shmchan.WithCapacity(8))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Close()
+	name, tx := testChan[rec](t, shmchan.WithBroadcast(shmchan.WaitForSlowest), shmchan.WithCapacity(8))
 	sub := startPeer(t, "hold", "name="+name, "role=recv")
-	sub.expect("holding")
+	sub.ExpectPrefix("holding")
 	ctx := ctxFor(t)
 	for i := range 8 {
 		if err := tx.Send(ctx, mkrec(uint64(i))); err != nil {
@@ -627,7 +608,7 @@ func TestKillCBroadcastSubscriber(t *testing.T) {
 	if err := tx.Send(short, mkrec(8)); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("with the slowest subscriber alive and a ring behind: %v, want to wait", err)
 	}
-	sub.kill()
+	sub.Kill()
 	start := time.Now()
 	if err := tx.Send(ctx, mkrec(8)); err != nil {
 		t.Fatal(err)
@@ -641,33 +622,28 @@ func TestKillCBroadcastSubscriber(t *testing.T) {
 // head over the consumed position (FORMAT.md, work queue step 1) and the
 // queue goes on.
 func TestWorkQueueDeadAfterConsume(t *testing.T) {
-	name := testName(t)
-	tx, err := shmchan.Create[rec](name, shmchan.WithMultiConsumer(), shmchan.WithConsumers(4), shmchan.WithCapacity(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Close()
+	name, tx := testChan[rec](t, shmchan.WithMultiConsumer(), shmchan.WithConsumers(4), shmchan.WithCapacity(1))
 	ctx := ctxFor(t)
 	if err := tx.Send(ctx, mkrec(0)); err != nil {
 		t.Fatal(err)
 	}
 	stale := startPeer(t, "wqstale", "name="+name)
-	if l := stale.expect("consumed "); l != "consumed 0" {
+	if l := stale.ExpectPrefix("consumed "); l != "consumed 0" {
 		t.Fatalf("C: %q", l)
 	}
-	stale.finish()
+	stale.Finish()
 	if st := tx.Stats(); st.Received != 0 {
 		t.Fatalf("head %d after the stale consume, want 0", st.Received)
 	}
 	rx := startPeer(t, "report", "name="+name, "kind=rec")
-	rx.expect("ready")
+	rx.ExpectPrefix("ready")
 	wedge, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	for i := uint64(1); i <= 3; i++ {
 		if err := tx.Send(wedge, mkrec(i)); err != nil {
 			t.Fatalf("send %d: %v", i, err)
 		}
-		if l := rx.expect("got "); l != fmt.Sprint("got ", i) {
+		if l := rx.ExpectPrefix("got "); l != fmt.Sprint("got ", i) {
 			t.Fatalf("C receiver: %q, want %d", l, i)
 		}
 	}
@@ -679,36 +655,31 @@ func TestWorkQueueDeadAfterConsume(t *testing.T) {
 // lost: no claim left to rescue, no receiver holding it) nor take it
 // unlocked; once the lock is free it resumes the value.
 func TestWorkQueueTakeoverWhileRescuing(t *testing.T) {
-	name := testName(t)
-	tx, err := shmchan.Create[rec](name, shmchan.WithMultiConsumer(), shmchan.WithConsumers(2), shmchan.WithCapacity(4))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Close()
+	name, tx := testChan[rec](t, shmchan.WithMultiConsumer(), shmchan.WithConsumers(2), shmchan.WithCapacity(4))
 	ctx := ctxFor(t)
 	if err := tx.Send(ctx, mkrec(0)); err != nil {
 		t.Fatal(err)
 	}
 	holder := startPeer(t, "wqhold", "name="+name)
-	holder.expect("holding")
+	holder.ExpectPrefix("holding")
 	lock := startPeer(t, "lock", "name="+name, fmt.Sprint("off=", uint64(1)<<40+1<<24))
-	lock.expect("locked")
-	holder.kill()
+	lock.ExpectPrefix("locked")
+	holder.Kill()
 	rx := startPeer(t, "report", "name="+name, "kind=rec") // takes the dead holder's entry, the first
-	rx.expect("ready")
+	rx.ExpectPrefix("ready")
 	select {
-	case l := <-rx.lines:
+	case l := <-rx.Lines:
 		t.Fatalf("with the rescue lock held, the C receiver printed %q", l)
 	case <-time.After(200 * time.Millisecond):
 	}
-	lock.kill()
-	if l := rx.expect("got "); l != "got 0" {
+	lock.Kill()
+	if l := rx.ExpectPrefix("got "); l != "got 0" {
 		t.Fatalf("C receiver after the lock was freed: %q, want the dead holder's value", l)
 	}
 	if err := tx.Send(ctx, mkrec(1)); err != nil {
 		t.Fatal(err)
 	}
-	if l := rx.expect("got "); l != "got 1" {
+	if l := rx.ExpectPrefix("got "); l != "got 1" {
 		t.Fatalf("C receiver: %q", l)
 	}
 }

@@ -99,13 +99,13 @@ func TestHostileRingFromC(t *testing.T) {
 			}
 			p := startPeer(t, tc.mode, "name="+name, "kind=rec", "count=1000")
 			var last string
-			for l := range p.lines {
+			for l := range p.Lines {
 				last = l
 			}
 			if !strings.HasPrefix(last, "error") || !strings.Contains(last, ": -5 ") {
 				t.Fatalf("C %s printed %q, want ECORRUPT (-5)", tc.mode, last)
 			}
-			if err := p.wait(); err == nil {
+			if err := p.Wait(); err == nil {
 				t.Fatal("C peer exited 0")
 			}
 		})

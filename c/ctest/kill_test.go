@@ -22,14 +22,9 @@ import (
 func TestKillCSender(t *testing.T) {
 	for _, w := range []string{"futex", "mq"} {
 		t.Run(w, func(t *testing.T) {
-			name := testName(t)
-			rx, err := shmchan.Create[rec](name, shmchan.WithCapacity(64), waitOpt(w))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer rx.Close()
+			name, rx := testChan[rec](t, shmchan.WithCapacity(64), waitOpt(w))
 			p := startPeer(t, "send", "name="+name, "kind=rec", "count=100000000")
-			p.expect("ready")
+			p.ExpectPrefix("ready")
 			ctx := ctxFor(t)
 			next := uint64(0)
 			recv := func(ctx context.Context) error {
@@ -63,7 +58,7 @@ func TestKillCSender(t *testing.T) {
 			if err := other.TrySend(mkrec(0)); !errors.Is(err, shmchan.ErrBusy) {
 				t.Fatalf("send while the C sender lives: %v, want ErrBusy", err)
 			}
-			p.kill()
+			p.Kill()
 			// Drain what it committed before it died.
 			for {
 				err := recv(nil)
@@ -95,14 +90,9 @@ func TestKillCSender(t *testing.T) {
 func TestKillCReceiver(t *testing.T) {
 	for _, w := range []string{"futex", "mq"} {
 		t.Run(w, func(t *testing.T) {
-			name := testName(t)
-			tx, err := shmchan.Create[rec](name, shmchan.WithCapacity(64), waitOpt(w))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer tx.Close()
+			name, tx := testChan[rec](t, shmchan.WithCapacity(64), waitOpt(w))
 			p := startPeer(t, "report", "name="+name, "kind=rec")
-			p.expect("ready")
+			p.ExpectPrefix("ready")
 			ctx, cancel := context.WithCancel(ctxFor(t))
 			sent := make(chan uint64, 1)
 			go func() {
@@ -116,15 +106,15 @@ func TestKillCReceiver(t *testing.T) {
 			}()
 			last := int64(-1)
 			for last < 5000 {
-				l := p.expect("got ")
+				l := p.ExpectPrefix("got ")
 				v, _ := strconv.ParseInt(strings.TrimPrefix(l, "got "), 10, 64)
 				if v != last+1 {
 					t.Fatalf("C receiver got %d after %d", v, last)
 				}
 				last = v
 			}
-			p.kill()
-			for l := range p.lines { // what it printed before it died
+			p.Kill()
+			for l := range p.Lines { // what it printed before it died
 				if v, err := strconv.ParseInt(strings.TrimPrefix(l, "got "), 10, 64); err == nil {
 					if v != last+1 {
 						t.Fatalf("C receiver got %d after %d", v, last)
@@ -165,12 +155,7 @@ func TestKillCReceiver(t *testing.T) {
 // never commits it. The Go receiver waits for it while it lives (however
 // long), and skips exactly that slot once it is killed.
 func TestKillCProducerMidClaim(t *testing.T) {
-	name := testName(t)
-	rx, err := shmchan.Create[rec](name, shmchan.WithMultiProducer(), shmchan.WithProducers(4), shmchan.WithCapacity(64))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rx.Close()
+	name, rx := testChan[rec](t, shmchan.WithMultiProducer(), shmchan.WithProducers(4), shmchan.WithCapacity(64))
 	tx, err := shmchan.Open[rec](name)
 	if err != nil {
 		t.Fatal(err)
@@ -183,7 +168,7 @@ func TestKillCProducerMidClaim(t *testing.T) {
 		}
 	}
 	p := startPeer(t, "claimhang", "name="+name, "id=2", "count=5")
-	claimed := p.expect("claimed ")
+	claimed := p.ExpectPrefix("claimed ")
 	if claimed != "claimed 15" {
 		t.Fatalf("C producer: %q, want position 15", claimed)
 	}
@@ -203,7 +188,7 @@ func TestKillCProducerMidClaim(t *testing.T) {
 	if v, err := rx.Recv(short); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("with the claimer alive, Recv gave %+v, %v; want it to wait", v, err)
 	}
-	p.kill()
+	p.Kill()
 	start := time.Now()
 	for i := 10; i < 20; i++ {
 		v, err := rx.Recv(ctx)
@@ -220,8 +205,8 @@ func TestKillCProducerMidClaim(t *testing.T) {
 	t.Logf("the dead C producer's slot was skipped %v after the kill", time.Since(start))
 	// The dead producer's entry is free for a new sender.
 	late := startPeer(t, "send", "name="+name, "kind=rec", "id=3", "count=1")
-	late.expect("done")
-	late.finish()
+	late.ExpectPrefix("done")
+	late.Finish()
 	if v, err := rx.Recv(ctx); err != nil || v.Seq != seqOf(3, 0) {
 		t.Fatalf("from the late C producer: %+v, %v", v, err)
 	}
@@ -232,14 +217,9 @@ func TestKillCProducerMidClaim(t *testing.T) {
 // lives, then skips both (the second at once, without a second stuck
 // check) and goes on with the Go producer's values.
 func TestCReceiverSkipsDeadClaim(t *testing.T) {
-	name := testName(t)
-	tx, err := shmchan.Create[rec](name, shmchan.WithMultiProducer(), shmchan.WithProducers(4), shmchan.WithCapacity(64))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Close()
+	name, tx := testChan[rec](t, shmchan.WithMultiProducer(), shmchan.WithProducers(4), shmchan.WithCapacity(64))
 	rx := startPeer(t, "report", "name="+name, "kind=rec")
-	rx.expect("ready")
+	rx.ExpectPrefix("ready")
 	ctx := ctxFor(t)
 	for i := range 10 {
 		if err := tx.Send(ctx, mkrec(seqOf(1, uint64(i)))); err != nil {
@@ -247,7 +227,7 @@ func TestCReceiverSkipsDeadClaim(t *testing.T) {
 		}
 	}
 	p := startPeer(t, "claimhang", "name="+name, "id=2", "count=5", "claims=2")
-	if claimed := p.expect("claimed "); claimed != "claimed 15" {
+	if claimed := p.ExpectPrefix("claimed "); claimed != "claimed 15" {
 		t.Fatalf("C producer: %q, want position 15", claimed)
 	}
 	for i := 10; i < 20; i++ {
@@ -257,7 +237,7 @@ func TestCReceiverSkipsDeadClaim(t *testing.T) {
 	}
 	want := func(seq uint64) {
 		t.Helper()
-		if l := rx.expect("got "); l != fmt.Sprint("got ", seq) {
+		if l := rx.ExpectPrefix("got "); l != fmt.Sprint("got ", seq) {
 			t.Fatalf("C receiver: %q, want seq %d", l, seq)
 		}
 	}
@@ -268,11 +248,11 @@ func TestCReceiverSkipsDeadClaim(t *testing.T) {
 		want(seqOf(2, uint64(i)))
 	}
 	select {
-	case l := <-rx.lines:
+	case l := <-rx.Lines:
 		t.Fatalf("with the claimer alive, the C receiver printed %q", l)
 	case <-time.After(300 * time.Millisecond):
 	}
-	p.kill()
+	p.Kill()
 	start := time.Now()
 	for i := 10; i < 20; i++ {
 		want(seqOf(1, uint64(i)))

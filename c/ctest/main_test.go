@@ -8,113 +8,60 @@ package ctest_test
 // without cc these tests fail (they do not skip): CI installs gcc.
 
 import (
-	"bufio"
 	"encoding/binary"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"reflect"
-	"runtime"
 	"strings"
 	"sync"
-	"sync/atomic"
-	"syscall"
 	"testing"
-	"time"
 
 	"github.com/shmchan/shmchan"
 	"github.com/shmchan/shmchan/codec"
+	"github.com/shmchan/shmchan/internal/testutil"
 	"github.com/shmchan/shmchan/mq"
 )
 
 // cflags are the warnings every C build of these tests uses.
 var cflags = []string{"-std=c11", "-Wall", "-Wextra", "-Werror"}
 
-var (
-	buildDir    string // peer binaries and libraries, removed by TestMain
-	nameCounter atomic.Int64
-	namesMu     sync.Mutex
-	names       []string
-)
+var buildDir string // peer binaries and libraries, removed by TestMain
 
-func testPrefix() string { return fmt.Sprintf("shmchan-ctest-%d-", os.Getpid()) }
+func testPrefix() string { return testutil.Prefix() }
 
 // testName returns a name unique to this process and removes the region
 // and its doorbells when the test ends, whatever happened.
-func testName(t testing.TB) string {
-	name := fmt.Sprintf("%s%d", testPrefix(), nameCounter.Add(1))
-	namesMu.Lock()
-	names = append(names, name)
-	namesMu.Unlock()
-	t.Cleanup(func() { shmchan.Unlink(name) })
-	return name
-}
+func testName(t testing.TB) string { return testutil.Name(t) }
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "shmchan-ctest-")
+// testChan creates a channel of T with opts at a fresh name (testName); it
+// is closed when the test ends.
+func testChan[T any](t *testing.T, opts ...shmchan.Option) (string, *shmchan.Chan[T]) {
+	t.Helper()
+	name := testName(t)
+	c, err := shmchan.Create[T](name, opts...)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
+		t.Fatal(err)
 	}
-	buildDir = dir
-	// Start the runtime's poller before counting descriptors.
-	if r, w, err := os.Pipe(); err == nil {
-		r.Close()
-		w.Close()
-	}
-	fds := countFDs()
-	goroutines := runtime.NumGoroutine()
-	code := m.Run()
-	os.RemoveAll(dir)
-	if code == 0 {
-		for deadline := time.Now().Add(5 * time.Second); runtime.NumGoroutine() > goroutines && time.Now().Before(deadline); {
-			time.Sleep(10 * time.Millisecond)
-		}
-		if n := runtime.NumGoroutine(); n > goroutines {
-			buf := make([]byte, 1<<20)
-			fmt.Fprintf(os.Stderr, "leaked %d goroutines:\n%s\n", n-goroutines, buf[:runtime.Stack(buf, true)])
-			code = 1
-		}
-		if n := countFDs(); n > fds {
-			fmt.Fprintf(os.Stderr, "leaked %d file descriptors\n", n-fds)
-			code = 1
-		}
-		if b, _ := os.ReadFile("/proc/self/maps"); strings.Contains(string(b), " /dev/shm/") {
-			fmt.Fprintln(os.Stderr, "mappings of /dev/shm objects left")
-			code = 1
-		}
-		if left := leftovers(); len(left) > 0 {
-			fmt.Fprintf(os.Stderr, "left in /dev/shm or as message queues: %v\n", left)
-			code = 1
-		}
-	}
-	os.Exit(code)
+	t.Cleanup(func() { c.Close() })
+	return name, c
 }
 
-func countFDs() int {
-	ents, _ := os.ReadDir("/proc/self/fd")
-	return len(ents)
-}
-
-func leftovers() []string {
-	var left []string
-	namesMu.Lock()
-	defer namesMu.Unlock()
-	for _, n := range names {
-		for _, b := range []string{n + ".rx", n + ".tx"} {
-			if mqExists(b) {
-				left = append(left, "message queue /"+b)
-			}
-		}
-	}
-	ents, _ := os.ReadDir("/dev/shm")
-	for _, e := range ents {
-		if strings.HasPrefix(e.Name(), testPrefix()) {
-			left = append(left, "/dev/shm/"+e.Name())
-		}
-	}
-	return left
+// TestMain makes buildDir, and checks that the tests leaked nothing
+// (testutil.Main).
+func TestMain(m *testing.M) {
+	testutil.Main(m, testutil.Config{
+		Prefix: "shmchan-ctest",
+		Bells:  func(name string) []string { return []string{name + ".rx", name + ".tx"} },
+		Remove: func(_ testing.TB, name string) { shmchan.Unlink(name) },
+		Setup: func() error {
+			dir, err := os.MkdirTemp("", "shmchan-ctest-")
+			buildDir = dir
+			return err
+		},
+		Teardown: func() { os.RemoveAll(buildDir) },
+	})
 }
 
 // mqExists reports whether the message queue /name exists.
@@ -163,12 +110,7 @@ func peerBinary(t testing.TB) string {
 }
 
 // peer is a running C peer process.
-type peer struct {
-	t     testing.TB
-	cmd   *exec.Cmd
-	lines chan string
-	done  chan error
-}
+type peer = testutil.Proc
 
 // startPeer runs the C peer in mode with key=value arguments; it is killed
 // and reaped when the test ends.
@@ -177,87 +119,11 @@ func startPeer(t testing.TB, mode string, args ...string) *peer {
 	return startPeerCmd(t, exec.Command(peerBinary(t), append([]string{mode}, args...)...))
 }
 
+// startPeerCmd starts a peer; a line of it that starts with "error" fails
+// the test.
 func startPeerCmd(t testing.TB, cmd *exec.Cmd) *peer {
 	t.Helper()
-	cmd.Stderr = os.Stderr
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	p := &peer{t: t, cmd: cmd, lines: make(chan string, 1<<20), done: make(chan error, 1)}
-	go func() {
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			p.lines <- sc.Text()
-		}
-		close(p.lines)
-		p.done <- cmd.Wait()
-	}()
-	t.Cleanup(p.kill)
-	return p
-}
-
-// expect waits for a line starting with prefix and returns it; a line
-// starting with "error" fails the test.
-func (p *peer) expect(prefix string) string {
-	p.t.Helper()
-	timeout := time.After(time.Minute)
-	for {
-		select {
-		case l, ok := <-p.lines:
-			if !ok {
-				p.t.Fatalf("C peer exited before printing %q: %v", prefix, p.wait())
-			}
-			if strings.HasPrefix(l, "error") {
-				p.t.Fatalf("C peer: %s", l)
-			}
-			if strings.HasPrefix(l, prefix) {
-				return l
-			}
-		case <-timeout:
-			p.t.Fatalf("C peer did not print %q within a minute", prefix)
-		}
-	}
-}
-
-// wait waits for the peer to exit and returns its error.
-func (p *peer) wait() error {
-	select {
-	case err := <-p.done:
-		p.done <- err
-		return err
-	case <-time.After(2 * time.Minute):
-		p.kill()
-		return fmt.Errorf("C peer did not exit within two minutes")
-	}
-}
-
-// finish waits for a clean exit and returns the lines not yet read.
-func (p *peer) finish() []string {
-	p.t.Helper()
-	var rest []string
-	for l := range p.lines {
-		rest = append(rest, l)
-	}
-	if err := p.wait(); err != nil {
-		p.t.Fatalf("C peer: %v (output %q)", err, rest)
-	}
-	return rest
-}
-
-// kill SIGKILLs the peer and reaps it.
-func (p *peer) kill() {
-	if p.cmd.ProcessState == nil {
-		p.cmd.Process.Signal(syscall.SIGKILL)
-	}
-	select {
-	case err := <-p.done:
-		p.done <- err
-	case <-time.After(30 * time.Second):
-	}
+	return testutil.Start(t, cmd, testutil.ProcOptions{What: "C peer", Buffer: 1 << 20, FailPrefix: "error"})
 }
 
 // rec is the raw value of the tests, the same struct as peer.c's: a

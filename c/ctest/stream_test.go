@@ -54,7 +54,7 @@ func TestStreamGoToC(t *testing.T) {
 			}
 			defer ch.Close()
 			p := startPeer(t, "recv", "name="+name, "kind=bytes", fmt.Sprint("total=", n), "close=1")
-			p.expect("ready")
+			p.ExpectPrefix("ready")
 			ctx := ctxFor(t)
 			for i := range n {
 				if err := ch.Send(ctx, encodeBytes(uint64(i))); err != nil {
@@ -64,10 +64,10 @@ func TestStreamGoToC(t *testing.T) {
 			if err := ch.CloseSend(); err != nil {
 				t.Fatal(err)
 			}
-			if want := fmt.Sprint("received ", n); p.expect("received") != want {
+			if want := fmt.Sprint("received ", n); p.ExpectPrefix("received") != want {
 				t.Fatalf("C receiver: want %q", want)
 			}
-			p.finish()
+			p.Finish()
 		})
 	}
 }
@@ -79,7 +79,7 @@ func TestStreamCToGo(t *testing.T) {
 			name := testName(t)
 			p := startPeer(t, "send", "name="+name, "create=spsc", "kind=bytes", "cap=256", "max=64", "wait="+w,
 				fmt.Sprint("count=", n), "close=1")
-			p.expect("ready")
+			p.ExpectPrefix("ready")
 			// C created a []byte channel with the documented fingerprint.
 			ch, err := shmchan.Open[[]byte](name, waitOpt(w))
 			if err != nil {
@@ -99,8 +99,8 @@ func TestStreamCToGo(t *testing.T) {
 			if _, err := ch.Recv(ctx); !errors.Is(err, shmchan.ErrClosed) {
 				t.Fatalf("after the stream: %v, want ErrClosed", err)
 			}
-			p.expect("done")
-			p.finish()
+			p.ExpectPrefix("done")
+			p.Finish()
 		})
 	}
 }
@@ -144,18 +144,18 @@ func TestStreamMPSCToC(t *testing.T) {
 			}
 			defer ch.Close()
 			rx := startPeer(t, "recv", "name="+name, "kind=rec", fmt.Sprint("total=", 4*per))
-			rx.expect("ready")
+			rx.ExpectPrefix("ready")
 			var cs []*peer
 			for _, id := range []int{1, 2} {
 				cs = append(cs, startPeer(t, "send", "name="+name, "kind=rec", fmt.Sprint("id=", id), fmt.Sprint("count=", per)))
 			}
 			wg := goProducers(t, name, []uint64{3, 4}, per)
 			for _, p := range cs {
-				p.expect("done")
-				p.finish()
+				p.ExpectPrefix("done")
+				p.Finish()
 			}
 			wg.Wait()
-			rest := rx.finish()
+			rest := rx.Finish()
 			want := []string{}
 			for id := 1; id <= 4; id++ {
 				want = append(want, fmt.Sprintf("producer %d %d", id, per))
@@ -180,7 +180,7 @@ func TestStreamMPSCToGo(t *testing.T) {
 			name := testName(t)
 			first := startPeer(t, "send", "name="+name, "create=mpsc", "producers=8", "cap=1024", "wait="+w, "kind=rec",
 				fmt.Sprint("fp=", recFingerprint(t)), "id=1", fmt.Sprint("count=", per))
-			first.expect("ready")
+			first.ExpectPrefix("ready")
 			ch, err := shmchan.Open[rec](name, shmchan.WithMultiProducer(), shmchan.WithProducers(8), waitOpt(w))
 			if err != nil {
 				t.Fatal(err)
@@ -202,8 +202,8 @@ func TestStreamMPSCToGo(t *testing.T) {
 				next[id]++
 			}
 			for _, p := range []*peer{first, second} {
-				p.expect("done")
-				p.finish()
+				p.ExpectPrefix("done")
+				p.Finish()
 			}
 			wg.Wait()
 			if _, err := ch.TryRecv(); !errors.Is(err, shmchan.ErrEmpty) {
@@ -211,7 +211,7 @@ func TestStreamMPSCToGo(t *testing.T) {
 			}
 			// Any sender may close an MPSC channel, C included.
 			closer := startPeer(t, "hold", "name="+name, "role=send")
-			closer.expect("holding")
+			closer.ExpectPrefix("holding")
 			if _, err := ch.Recv(ctx); !errors.Is(err, shmchan.ErrClosed) {
 				t.Fatalf("after C's close_send: %v, want ErrClosed", err)
 			}

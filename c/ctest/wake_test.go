@@ -87,7 +87,7 @@ func wakeStress(t *testing.T, w string) (timing []string) {
 	defer b.Close()
 	p := startPeer(t, "echo", "in="+toC, "out="+fromC, fmt.Sprint("n=", rounds), "pause_us=1500",
 		fmt.Sprint("lost_ms=", lostAfter.Milliseconds()))
-	p.expect("ready")
+	p.ExpectPrefix("ready")
 	ctx := ctxFor(t)
 	rng := rand.New(rand.NewPCG(1, 2))
 	lat := make([]time.Duration, 0, rounds)
@@ -125,14 +125,14 @@ func wakeStress(t *testing.T, w string) (timing []string) {
 	elapsed := time.Since(start)
 	var cLost []string
 	for {
-		l := p.expect("")
+		l := p.ExpectPrefix("")
 		if strings.HasPrefix(l, "lost?") {
 			cLost = append(cLost, l)
 			continue
 		}
 		if strings.HasPrefix(l, "worst ") {
 			f := strings.Fields(l)
-			p.finish()
+			p.Finish()
 			field := func(k int) int64 { v, _ := strconv.ParseInt(f[k], 10, 64); return v }
 			cWorst, cSum, cWakes, cSleeps := time.Duration(field(1)), field(3), field(5), field(7)
 			cLate, cLostN, cP99 := field(9), field(11), time.Duration(field(13))

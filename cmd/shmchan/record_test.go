@@ -459,15 +459,7 @@ func TestRecordKilled(t *testing.T) {
 	rt.cmd.Process.Kill()
 	<-rt.done
 
-	f, err := os.Open(file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	r, err := capture.NewReader(f)
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := openCapture(t, file)
 	k := 0
 	for ; ; k++ {
 		rec, err := r.Next()
@@ -528,18 +520,26 @@ func waitReceivers(t *testing.T, name string, want int) {
 	}
 }
 
-// recordedSeqs reads a finished recording's values' sequence numbers.
-func recordedSeqs(t *testing.T, file string) []uint64 {
+// openCapture opens a recording for reading; the file is closed when the
+// test ends.
+func openCapture(t *testing.T, file string) *capture.Reader {
 	t.Helper()
 	f, err := os.Open(file)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
+	t.Cleanup(func() { f.Close() })
 	r, err := capture.NewReader(f)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return r
+}
+
+// recordedSeqs reads a finished recording's values' sequence numbers.
+func recordedSeqs(t *testing.T, file string) []uint64 {
+	t.Helper()
+	r := openCapture(t, file)
 	var seqs []uint64
 	for {
 		rec, err := r.Next()

@@ -19,13 +19,12 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/shmchan/shmchan"
 	"github.com/shmchan/shmchan/internal/region"
+	"github.com/shmchan/shmchan/internal/testutil"
 	"github.com/shmchan/shmchan/layout"
 	"github.com/shmchan/shmchan/mq"
 )
@@ -42,71 +41,43 @@ type rec struct {
 	V   [4]uint32
 }
 
-var (
-	binPath   string // the built tool
-	nameCount atomic.Int64
-	usedMu    sync.Mutex
-	usedNames []string
-)
+var binPath string // the built tool
 
-func namePrefix() string { return fmt.Sprintf("shmchan-test-%d-", os.Getpid()) }
+func namePrefix() string { return testutil.Prefix() }
 
 // newName returns a fresh region name and removes the region (and any
 // doorbells) when the test ends.
-func newName(t *testing.T) string {
-	name := fmt.Sprintf("%s%d", namePrefix(), nameCount.Add(1))
-	usedMu.Lock()
-	usedNames = append(usedNames, name)
-	usedMu.Unlock()
-	t.Cleanup(func() { shmchan.Unlink(name) })
-	return name
-}
+func newName(t *testing.T) string { return testutil.Name(t) }
 
+// TestMain builds the tool, runs the helper processes (toolsHelper), and
+// checks that the tests leaked nothing (testutil.Main).
 func TestMain(m *testing.M) {
-	if mode := os.Getenv(toolsHelperEnv); mode != "" {
-		os.Exit(toolsHelper(mode, strings.Fields(os.Getenv(toolsHelperArgs))))
-	}
-	dir, err := os.MkdirTemp("", "shmchan-tool-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	binPath = filepath.Join(dir, "shmchan")
-	build := exec.Command("go", "build", "-o", binPath, ".")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "building the tool:", err)
-		os.RemoveAll(dir)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	if left := leftovers(); len(left) > 0 {
-		fmt.Fprintf(os.Stderr, "left behind: %v\n", left)
-		code = 1
-	}
-	os.Exit(code)
-}
-
-// leftovers lists regions with this process's prefix still in /dev/shm,
-// and doorbell queues of the names used that still exist.
-func leftovers() []string {
-	var left []string
-	ents, _ := os.ReadDir("/dev/shm")
-	for _, e := range ents {
-		if strings.HasPrefix(e.Name(), namePrefix()) {
-			left = append(left, "/dev/shm/"+e.Name())
-		}
-	}
-	for _, n := range usedNames {
-		for _, b := range []string{n + ".rx", n + ".tx"} {
-			if q, err := mq.Open(b, os.O_RDONLY, 0, nil); err == nil {
-				q.Close()
-				left = append(left, "mq /"+b)
+	var dir string
+	testutil.Main(m, testutil.Config{
+		Prefix: "shmchan-test",
+		Bells: func(name string) []string {
+			b := region.BellNames(name)
+			return b[:]
+		},
+		Remove:    func(_ testing.TB, name string) { shmchan.Unlink(name) },
+		HelperEnv: toolsHelperEnv,
+		ArgsEnv:   toolsHelperArgs,
+		Helper:    toolsHelper,
+		Setup: func() error {
+			var err error
+			if dir, err = os.MkdirTemp("", "shmchan-tool-"); err != nil {
+				return err
 			}
-		}
-	}
-	return left
+			binPath = filepath.Join(dir, "shmchan")
+			build := exec.Command("go", "build", "-o", binPath, ".")
+			build.Stdout, build.Stderr = os.Stderr, os.Stderr
+			if err := build.Run(); err != nil {
+				return fmt.Errorf("building the tool: %w", err)
+			}
+			return nil
+		},
+		Teardown: func() { os.RemoveAll(dir) },
+	})
 }
 
 // toolsHelper is a helper process's main.
@@ -124,10 +95,7 @@ func leftovers() []string {
 //	  wait-for-slowest broadcast, "drop" a drop-oldest one (with many
 //	  senders and 4 receiver entries).
 func toolsHelper(mode string, args []string) int {
-	fail := func(err error) int {
-		fmt.Fprintf(os.Stderr, "helper %s: %v\n", mode, err)
-		return 1
-	}
+	fail := func(err error) int { return testutil.HelperFailed(mode, err) }
 	if mode != "hold" || len(args) < 3 {
 		return fail(fmt.Errorf("bad helper call %q %q", mode, args))
 	}
@@ -206,12 +174,10 @@ func toolsHelper(mode string, args []string) int {
 // with "exit" it waits for the helper to have exited.
 func startHolder(t *testing.T, args ...string) int {
 	t.Helper()
-	exe, err := os.Executable()
+	cmd, err := testutil.HelperCommand(context.Background(), "hold", strings.Join(args, " "))
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(exe, "-test.run=^$")
-	cmd.Env = append(os.Environ(), toolsHelperEnv+"=hold", toolsHelperArgs+"="+strings.Join(args, " "))
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()
 	if err != nil {

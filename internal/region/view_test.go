@@ -8,30 +8,35 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/shmchan/shmchan/internal/testutil"
 	"github.com/shmchan/shmchan/layout"
 	"github.com/shmchan/shmchan/mq"
 	"github.com/shmchan/shmchan/ring"
 	"github.com/shmchan/shmchan/shm"
 )
 
-var nameCount atomic.Int64
-
 // testName returns a fresh region name; the region and its doorbells are
 // removed when the test ends, pass or fail.
-func testName(t *testing.T) string {
-	t.Helper()
-	name := fmt.Sprintf("shmchan-test-%d-region-%d", os.Getpid(), nameCount.Add(1))
-	t.Cleanup(func() {
-		os.RemoveAll(filepath.Join(shm.Dir, name))
-		for _, b := range BellNames(name) {
-			mq.Unlink(b)
-		}
+func testName(t *testing.T) string { return testutil.Name(t) }
+
+// TestMain checks that the tests leaked nothing (testutil.Main).
+func TestMain(m *testing.M) {
+	testutil.Main(m, testutil.Config{
+		Prefix: "shmchan-test",
+		Bells: func(name string) []string {
+			b := BellNames(name)
+			return b[:]
+		},
+		Remove: func(_ testing.TB, name string) {
+			os.RemoveAll(filepath.Join(shm.Dir, name))
+			for _, b := range BellNames(name) {
+				mq.Unlink(b)
+			}
+		},
 	})
-	return name
 }
 
 // testHeader is a small region's header: capacity 8, 16-byte values.

@@ -155,15 +155,91 @@ static int attach(shmchan **c)
 	return shmchan_create(name, &p, c);
 }
 
-/* send: count values, seq = id<<40 | start.., pausing pause_us= after
- * every every= values, then close_send if close=1. */
-static int do_send(void)
+/* fail: die, and exit with its code. */
+_Noreturn static void fail(const char *what, int rc)
+{
+	exit(die(what, rc));
+}
+
+/* open_peer: attach (see above), failing on an error; *bytes says whether
+ * the values are kind=bytes (else rec). */
+static shmchan *open_peer(int *bytes)
 {
 	shmchan *c;
 	int rc = attach(&c);
 	if (rc != SHMCHAN_OK)
-		return die("attach", rc);
-	int bytes = strcmp(arg("kind", "bytes"), "bytes") == 0;
+		fail("attach", rc);
+	if (bytes)
+		*bytes = strcmp(arg("kind", "bytes"), "bytes") == 0;
+	return c;
+}
+
+/* seq_of: the seq of a received value, failing (what) on a torn one. */
+static uint64_t seq_of(int bytes, const unsigned char *buf, size_t n, const char *what)
+{
+	uint64_t seq;
+	if (!decode(bytes, buf, n, &seq))
+		fail(what, SHMCHAN_ECORRUPT);
+	return seq;
+}
+
+/* hang: wait to be killed. */
+_Noreturn static void hang(void)
+{
+	for (;;)
+		pause();
+}
+
+/* own_role: this process's role entry among the count entries from index
+ * first (FORMAT.md: the role table), failing if it holds none. */
+static struct shmchan_role *own_role(unsigned char *mem, uint32_t first, uint32_t count)
+{
+	for (uint32_t i = first; i < first + count; i++) {
+		struct shmchan_role *e = (struct shmchan_role *)(mem + SHMCHAN_OFF_ROLES + 64 * i);
+		if (__atomic_load_n(&e->pid, __ATOMIC_SEQ_CST) == (uint32_t)getpid())
+			return e;
+	}
+	fail("own entry", SHMCHAN_ECORRUPT);
+}
+
+/* A reader receives a stream until it is closed. join takes the receiver
+ * role with a try receive (so that the test knows this process holds it),
+ * which may already bring a value when value_ok; next returns the next
+ * value's seq in *seq, 0 at ECLOSED. */
+struct reader {
+	shmchan *c;
+	int bytes, rc;
+	unsigned char buf[128];
+	size_t n;
+};
+
+static void reader_join(struct reader *r, int value_ok)
+{
+	r->rc = shmchan_recv(r->c, r->buf, sizeof r->buf, &r->n, 0);
+	if (r->rc != SHMCHAN_EEMPTY && !(value_ok && r->rc == SHMCHAN_OK))
+		fail("first recv", r->rc);
+	say("ready");
+}
+
+static int reader_next(struct reader *r, uint64_t *seq)
+{
+	if (r->rc != SHMCHAN_OK)
+		r->rc = shmchan_recv(r->c, r->buf, sizeof r->buf, &r->n, -1);
+	if (r->rc == SHMCHAN_ECLOSED)
+		return 0;
+	if (r->rc != SHMCHAN_OK)
+		fail("recv", r->rc);
+	r->rc = SHMCHAN_EEMPTY;
+	*seq = seq_of(r->bytes, r->buf, r->n, "torn or corrupt value");
+	return 1;
+}
+
+/* send: count values, seq = id<<40 | start.., pausing pause_us= after
+ * every every= values, then close_send if close=1. */
+static int do_send(void)
+{
+	int bytes, rc;
+	shmchan *c = open_peer(&bytes);
 	uint64_t id = num("id", 0), start = num("start", 0), count = num("count", 0);
 	uint64_t every = num("every", 0), pause_us = num("pause_us", 0); /* pause every so many values */
 	unsigned char buf[128];
@@ -188,31 +264,12 @@ static int do_send(void)
  * producer's values arrive in order, from 0, and intact. */
 static int do_recv(void)
 {
-	shmchan *c;
-	int rc = attach(&c);
-	if (rc != SHMCHAN_OK)
-		return die("attach", rc);
-	int bytes = strcmp(arg("kind", "bytes"), "bytes") == 0;
-	uint64_t total = num("total", UINT64_MAX), got = 0;
+	struct reader r = { 0 };
+	r.c = open_peer(&r.bytes);
+	uint64_t total = num("total", UINT64_MAX), got = 0, seq;
 	uint64_t next[64] = { 0 };
-	unsigned char buf[128];
-	size_t n;
-	/* Join now (a try receive), so that the test knows we hold the role. */
-	rc = shmchan_recv(c, buf, sizeof buf, &n, 0);
-	if (rc != SHMCHAN_EEMPTY && rc != SHMCHAN_OK)
-		return die("first recv", rc);
-	say("ready");
-	for (; got < total; got++) {
-		if (rc != SHMCHAN_OK)
-			rc = shmchan_recv(c, buf, sizeof buf, &n, -1);
-		if (rc == SHMCHAN_ECLOSED)
-			break;
-		if (rc != SHMCHAN_OK)
-			return die("recv", rc);
-		rc = SHMCHAN_EEMPTY;
-		uint64_t seq;
-		if (!decode(bytes, buf, n, &seq))
-			return die("torn or corrupt value", SHMCHAN_ECORRUPT);
+	reader_join(&r, 1);
+	for (; got < total && reader_next(&r, &seq); got++) {
 		uint64_t id = seq >> 40, i = seq & ((1ull << 40) - 1);
 		if (id >= 64 || i != next[id]) {
 			say("error order: producer %" PRIu64 " sent %" PRIu64 ", want %" PRIu64, id, i,
@@ -224,7 +281,7 @@ static int do_recv(void)
 	if (total != UINT64_MAX && num("close", 0)) {
 		/* All arrived; the close follows (the sender may still be on
 		 * its way to it). */
-		rc = shmchan_recv(c, buf, sizeof buf, &n, -1);
+		int rc = shmchan_recv(r.c, r.buf, sizeof r.buf, &r.n, -1);
 		if (rc != SHMCHAN_ECLOSED)
 			return die("after the last value", rc);
 	}
@@ -232,32 +289,20 @@ static int do_recv(void)
 		if (next[id])
 			say("producer %d %" PRIu64, id, next[id]);
 	say("received %" PRIu64, got);
-	shmchan_close(c);
+	shmchan_close(r.c);
 	return 0;
 }
 
 /* report: receive forever, printing each value's seq. */
 static int do_report(void)
 {
-	shmchan *c;
-	int rc = attach(&c);
-	if (rc != SHMCHAN_OK)
-		return die("attach", rc);
-	int bytes = strcmp(arg("kind", "bytes"), "bytes") == 0;
-	unsigned char buf[128];
-	size_t n;
-	rc = shmchan_recv(c, buf, sizeof buf, &n, 0);
-	if (rc != SHMCHAN_EEMPTY)
-		return die("first recv", rc);
-	say("ready");
-	for (;;) {
-		if ((rc = shmchan_recv(c, buf, sizeof buf, &n, -1)) != SHMCHAN_OK)
-			return die("recv", rc);
-		uint64_t seq;
-		if (!decode(bytes, buf, n, &seq))
-			return die("torn value", SHMCHAN_ECORRUPT);
+	struct reader r = { 0 };
+	r.c = open_peer(&r.bytes);
+	uint64_t seq;
+	reader_join(&r, 0);
+	while (reader_next(&r, &seq))
 		say("got %" PRIu64, seq);
-	}
+	return die("recv", SHMCHAN_ECLOSED);
 }
 
 /* claimhang: send count values, then claim the next claims= positions
@@ -265,10 +310,8 @@ static int do_report(void)
  * never commit them. */
 static int do_claimhang(void)
 {
-	shmchan *c;
-	int rc = attach(&c);
-	if (rc != SHMCHAN_OK)
-		return die("attach", rc);
+	int rc;
+	shmchan *c = open_peer(NULL);
 	unsigned char buf[128];
 	uint64_t id = num("id", 0), count = num("count", 0);
 	for (uint64_t i = 0; i < count; i++) {
@@ -279,15 +322,7 @@ static int do_claimhang(void)
 	size_t len;
 	unsigned char *mem = (unsigned char *)shmchan_region_base(c, &len);
 	struct shmchan_region *r = (struct shmchan_region *)mem;
-	int entry = -1;
-	for (int i = 1; i <= (int)r->hdr.producers; i++) {
-		struct shmchan_role *e = (struct shmchan_role *)(mem + SHMCHAN_OFF_ROLES + 64 * i);
-		if (__atomic_load_n(&e->pid, __ATOMIC_SEQ_CST) == (uint32_t)getpid())
-			entry = i;
-	}
-	if (entry < 0)
-		return die("own entry", SHMCHAN_ECORRUPT);
-	struct shmchan_role *e = (struct shmchan_role *)(mem + SHMCHAN_OFF_ROLES + 64 * entry);
+	struct shmchan_role *e = own_role(mem, 1, r->hdr.producers);
 	uint64_t k = num("claims", 1);
 	for (;;) {
 		uint64_t t = __atomic_load_n(&r->tail, __ATOMIC_SEQ_CST);
@@ -298,17 +333,14 @@ static int do_claimhang(void)
 			break;
 		}
 	}
-	for (;;)
-		pause();
+	hang();
 }
 
 /* hold: take a role (role=send|recv) and keep it until killed. */
 static int do_hold(void)
 {
-	shmchan *c;
-	int rc = attach(&c);
-	if (rc != SHMCHAN_OK)
-		return die("attach", rc);
+	int rc;
+	shmchan *c = open_peer(NULL);
 	unsigned char buf[128];
 	size_t n;
 	if (strcmp(arg("role", "recv"), "recv") == 0)
@@ -318,8 +350,7 @@ static int do_hold(void)
 	if (rc != SHMCHAN_EEMPTY)
 		return die("take role", rc);
 	say("holding");
-	for (;;)
-		pause();
+	hang();
 }
 
 /* wqrecv: a work-queue receiver. Receive until closed, checking that each
@@ -328,33 +359,15 @@ static int do_hold(void)
  * out=. */
 static int do_wqrecv(void)
 {
-	shmchan *c;
-	int rc = attach(&c);
-	if (rc != SHMCHAN_OK)
-		return die("attach", rc);
-	int bytes = strcmp(arg("kind", "bytes"), "bytes") == 0;
+	struct reader r = { 0 };
+	r.c = open_peer(&r.bytes);
 	FILE *out = fopen(arg("out", ""), "wb");
 	if (out == NULL)
 		return die("out file", SHMCHAN_ESYS);
-	uint64_t got = 0, last[64];
+	uint64_t got = 0, last[64], seq;
 	memset(last, 0xff, sizeof last);
-	unsigned char buf[128];
-	size_t n;
-	rc = shmchan_recv(c, buf, sizeof buf, &n, 0);
-	if (rc != SHMCHAN_EEMPTY && rc != SHMCHAN_OK)
-		return die("first recv", rc);
-	say("ready");
-	for (;; got++) {
-		if (rc != SHMCHAN_OK)
-			rc = shmchan_recv(c, buf, sizeof buf, &n, -1);
-		if (rc == SHMCHAN_ECLOSED)
-			break;
-		if (rc != SHMCHAN_OK)
-			return die("recv", rc);
-		rc = SHMCHAN_EEMPTY;
-		uint64_t seq;
-		if (!decode(bytes, buf, n, &seq))
-			return die("torn or corrupt value", SHMCHAN_ECORRUPT);
+	reader_join(&r, 1);
+	for (; reader_next(&r, &seq); got++) {
 		uint64_t id = seq >> 40, i = seq & ((1ull << 40) - 1);
 		if (id >= 64 || (last[id] != UINT64_MAX && i <= last[id])) {
 			say("error order: producer %" PRIu64 " sent %" PRIu64 " after %" PRIu64, id, i, id < 64 ? last[id] : 0);
@@ -366,7 +379,7 @@ static int do_wqrecv(void)
 	if (fclose(out) != 0)
 		return die("out file", SHMCHAN_ESYS);
 	say("received %" PRIu64, got);
-	shmchan_close(c);
+	shmchan_close(r.c);
 	return 0;
 }
 
@@ -374,17 +387,14 @@ static int do_wqrecv(void)
  * into a buffer too small for it: ETOOLARGE keeps it held) until killed. */
 static int do_wqhold(void)
 {
-	shmchan *c;
-	int rc = attach(&c);
-	if (rc != SHMCHAN_OK)
-		return die("attach", rc);
+	int rc;
+	shmchan *c = open_peer(NULL);
 	unsigned char buf[1];
 	size_t n;
 	if ((rc = shmchan_recv(c, buf, 0, &n, -1)) != SHMCHAN_ETOOLARGE)
 		return die("hold", rc);
 	say("holding %zu", n);
-	for (;;)
-		pause();
+	hang();
 }
 
 /* wqstale: a work-queue receiver that dies half-way through consuming:
@@ -393,29 +403,22 @@ static int do_wqhold(void)
  * moving head. */
 static int do_wqstale(void)
 {
-	shmchan *c;
-	int rc = attach(&c);
-	if (rc != SHMCHAN_OK)
-		return die("attach", rc);
+	int rc;
+	shmchan *c = open_peer(NULL);
 	unsigned char buf[1];
 	size_t n, len;
 	if ((rc = shmchan_recv(c, buf, 0, &n, -1)) != SHMCHAN_ETOOLARGE)
 		return die("hold", rc);
 	unsigned char *mem = (unsigned char *)shmchan_region_base(c, &len);
 	struct shmchan_region *r = (struct shmchan_region *)mem;
-	for (uint32_t k = 0; k < r->hdr.consumers; k++) {
-		struct shmchan_role *e = (struct shmchan_role *)(mem + SHMCHAN_OFF_ROLES + 64 * (1 + r->hdr.producers + k));
-		if (__atomic_load_n(&e->pid, __ATOMIC_SEQ_CST) != (uint32_t)getpid())
-			continue;
-		uint64_t p = __atomic_load_n(&e->claim_lo, __ATOMIC_SEQ_CST);
-		struct shmchan_slot *sl = (struct shmchan_slot *)(mem + r->hdr.data_offset +
-								  (p & (r->hdr.capacity - 1)) * r->hdr.slot_size);
-		__atomic_store_n(&sl->seq, (uint32_t)(p + 1) ^ SHMCHAN_CONSUMED_BIT, __ATOMIC_SEQ_CST);
-		__atomic_store_n(&e->claim_lo, __atomic_load_n(&e->claim_hi, __ATOMIC_SEQ_CST), __ATOMIC_SEQ_CST);
-		say("consumed %" PRIu64, p);
-		_exit(0);
-	}
-	return die("own entry", SHMCHAN_ECORRUPT);
+	struct shmchan_role *e = own_role(mem, 1 + r->hdr.producers, r->hdr.consumers);
+	uint64_t p = __atomic_load_n(&e->claim_lo, __ATOMIC_SEQ_CST);
+	struct shmchan_slot *sl = (struct shmchan_slot *)(mem + r->hdr.data_offset +
+							  (p & (r->hdr.capacity - 1)) * r->hdr.slot_size);
+	__atomic_store_n(&sl->seq, (uint32_t)(p + 1) ^ SHMCHAN_CONSUMED_BIT, __ATOMIC_SEQ_CST);
+	__atomic_store_n(&e->claim_lo, __atomic_load_n(&e->claim_hi, __ATOMIC_SEQ_CST), __ATOMIC_SEQ_CST);
+	say("consumed %" PRIu64, p);
+	_exit(0);
 }
 
 /* lock: hold the OFD lock on byte off= of /dev/shm/name= until killed (the
@@ -436,8 +439,7 @@ static int do_lock(void)
 	if (fcntl(fd, F_OFD_SETLK, &lk) != 0)
 		return die("lock", SHMCHAN_EBUSY);
 	say("locked");
-	for (;;)
-		pause();
+	hang();
 }
 
 /* bcast: a broadcast receiver that reads in phases. It joins and prints
@@ -446,11 +448,8 @@ static int do_lock(void)
  * per value, then "idle"; at ECLOSED it prints "closed" and exits. */
 static int do_bcast(void)
 {
-	shmchan *c;
-	int rc = attach(&c);
-	if (rc != SHMCHAN_OK)
-		return die("attach", rc);
-	int bytes = strcmp(arg("kind", "bytes"), "bytes") == 0;
+	int bytes, rc;
+	shmchan *c = open_peer(&bytes);
 	unsigned char buf[128];
 	size_t n;
 	if ((rc = shmchan_recv(c, buf, sizeof buf, &n, 0)) != SHMCHAN_EEMPTY)
@@ -473,10 +472,7 @@ static int do_bcast(void)
 			}
 			if (rc != SHMCHAN_OK)
 				return die("recv", rc);
-			uint64_t seq;
-			if (!decode(bytes, buf, n, &seq))
-				return die("torn value", SHMCHAN_ECORRUPT);
-			say("got %" PRIu64, seq);
+			say("got %" PRIu64, seq_of(bytes, buf, n, "torn value"));
 		}
 		say("idle");
 	}
@@ -489,11 +485,8 @@ static int do_bcast(void)
  * the expectation on by m (one producer, id=). Prints the totals. */
 static int do_bcastslow(void)
 {
-	shmchan *c;
-	int rc = attach(&c);
-	if (rc != SHMCHAN_OK)
-		return die("attach", rc);
-	int bytes = strcmp(arg("kind", "bytes"), "bytes") == 0;
+	int bytes, rc;
+	shmchan *c = open_peer(&bytes);
 	uint64_t id = num("id", 0), every = num("every", 100), pause_us = num("pause_us", 300);
 	unsigned char buf[128];
 	size_t n;
@@ -516,9 +509,7 @@ static int do_bcastslow(void)
 		}
 		if (rc != SHMCHAN_OK)
 			return die("recv", rc);
-		uint64_t seq;
-		if (!decode(bytes, buf, n, &seq))
-			return die("torn value", SHMCHAN_ECORRUPT);
+		uint64_t seq = seq_of(bytes, buf, n, "torn value");
 		if (seq != (id << 40 | next)) {
 			say("error order: got %" PRIu64 ", want %" PRIu64, seq & ((1ull << 40) - 1), next);
 			return 1;
@@ -555,10 +546,7 @@ static int do_open(void)
 /* info: open name= and print what the header says. */
 static int do_info(void)
 {
-	shmchan *c;
-	int rc = attach(&c);
-	if (rc != SHMCHAN_OK)
-		return die("attach", rc);
+	shmchan *c = open_peer(NULL);
 	shmchan_info in;
 	shmchan_get_info(c, &in);
 	say("mode %u wait %u flags %u producers %u max_msg %u capacity %" PRIu64 " fingerprint %#" PRIx64

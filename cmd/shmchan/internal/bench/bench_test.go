@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/shmchan/shmchan"
+	"github.com/shmchan/shmchan/internal/testutil"
 	"github.com/shmchan/shmchan/mq"
 )
 
@@ -42,7 +43,9 @@ func TestMain(m *testing.M) {
 		cfg.Runs, cfg.Verbose = 100, true
 		os.Exit(Run(cfg, os.Stdout, os.Stderr))
 	}
-	os.Exit(m.Run())
+	// The leak checks, and the sweep of what a bench run in this process
+	// leaves under its prefix (shmchan-bench-<pid>-).
+	testutil.Main(m, testutil.Config{Prefix: "shmchan-bench"})
 }
 
 // leftovers lists (and removes) every region and queue that a bench

@@ -69,15 +69,7 @@ func mqThroughput(ctx context.Context, e *env, size int) (sample, error) {
 	}
 	defer e.clean.unlinkMQ(name)
 	defer q.Close()
-	p, err := e.startPeer(job{Role: "mq-send", Size: size, Names: []string{name}, Warm: warm, Budget: e.cfg.Budget, Corrupt: e.cfg.corruptAt})
-	if err != nil {
-		return sample{}, err
-	}
-	if err := p.ready(); err != nil {
-		return sample{}, err
-	}
-	e.clean.unlinkMQ(name)
-	mctx, stop, err := p.start(ctx)
+	p, mctx, stop, err := e.launch(ctx, job{Role: "mq-send", Size: size, Names: []string{name}, Warm: warm, Budget: e.cfg.Budget, Corrupt: e.cfg.corruptAt}, func() { e.clean.unlinkMQ(name) })
 	if err != nil {
 		return sample{}, err
 	}
@@ -149,17 +141,11 @@ func mqLatency(ctx context.Context, e *env, _ int) (sample, error) {
 		defer q.Close()
 		names, qs = append(names, name), append(qs, q)
 	}
-	p, err := e.startPeer(job{Role: "mq-echo", Size: 16, Names: names, Budget: e.cfg.LatencyBudget})
-	if err != nil {
-		return sample{}, err
-	}
-	if err := p.ready(); err != nil {
-		return sample{}, err
-	}
-	for _, n := range names {
-		e.clean.unlinkMQ(n)
-	}
-	mctx, stop, err := p.start(ctx)
+	p, mctx, stop, err := e.launch(ctx, job{Role: "mq-echo", Size: 16, Names: names, Budget: e.cfg.LatencyBudget}, func() {
+		for _, n := range names {
+			e.clean.unlinkMQ(n)
+		}
+	})
 	if err != nil {
 		return sample{}, err
 	}
@@ -309,16 +295,9 @@ func streamThroughput(kind string, batched bool) func(context.Context, *env, int
 			return sample{}, err
 		}
 		defer unix.Close(fd)
-		p, err := e.startPeer(job{Role: "stream-send", Size: size, Warm: warm, Budget: e.cfg.Budget, Batch: batch, Corrupt: e.cfg.corruptAt}, theirs)
-		if err != nil {
-			return sample{}, err
-		}
-		if err := p.ready(); err != nil {
-			return sample{}, err
-		}
 		// A read that never returns ends when start's watcher kills the
 		// peer (at the deadline of ctx, or if it fails): end of file.
-		_, stop, err := p.start(ctx)
+		p, _, stop, err := e.launch(ctx, job{Role: "stream-send", Size: size, Warm: warm, Budget: e.cfg.Budget, Batch: batch, Corrupt: e.cfg.corruptAt}, nil, theirs)
 		if err != nil {
 			return sample{}, err
 		}
@@ -452,14 +431,7 @@ func streamLatency(kind string) func(context.Context, *env, int) (sample, error)
 			}
 			wfd, rfd, files = fd, fd, []*os.File{theirs}
 		}
-		p, err := e.startPeer(job{Role: "stream-echo", Size: 16, Budget: e.cfg.LatencyBudget, Duplex: kind != "pipe"}, files...)
-		if err != nil {
-			return sample{}, err
-		}
-		if err := p.ready(); err != nil {
-			return sample{}, err
-		}
-		mctx, stop, err := p.start(ctx)
+		p, mctx, stop, err := e.launch(ctx, job{Role: "stream-echo", Size: 16, Budget: e.cfg.LatencyBudget, Duplex: kind != "pipe"}, nil, files...)
 		if err != nil {
 			return sample{}, err
 		}

@@ -200,6 +200,26 @@ func (p *peer) start(ctx context.Context) (mctx context.Context, stop func(), er
 	return mctx, func() { once.Do(func() { close(quit); cancel() }) }, nil
 }
 
+// launch starts a peer for spec with files (startPeer), waits until it is
+// ready, runs opened (if not nil: what the parent does once the peer has
+// everything open, such as unlinking the names) and tells it to go
+// (start).
+func (e *env) launch(ctx context.Context, spec job, opened func(), files ...*os.File) (p *peer, mctx context.Context, stop func(), err error) {
+	if p, err = e.startPeer(spec, files...); err != nil {
+		return nil, nil, nil, err
+	}
+	if err := p.ready(); err != nil {
+		return nil, nil, nil, err
+	}
+	if opened != nil {
+		opened()
+	}
+	if mctx, stop, err = p.start(ctx); err != nil {
+		return nil, nil, nil, err
+	}
+	return p, mctx, stop, nil
+}
+
 // finish collects the peer's result and waits for it to exit. bodyErr is
 // the parent's own error, if any: a peer's error is reported in its place
 // (it is usually the cause), and a verification failure on either side

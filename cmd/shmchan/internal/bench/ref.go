@@ -114,14 +114,7 @@ func ringThroughput(ctx context.Context, e *env, size int) (sample, error) {
 		return sample{}, err
 	}
 	defer unix.Munmap(mem)
-	p, err := e.startPeer(job{Role: "ring-send", Size: size, Cap: capacity, Warm: warm, Budget: e.cfg.Budget, Corrupt: e.cfg.corruptAt}, f)
-	if err != nil {
-		return sample{}, err
-	}
-	if err := p.ready(); err != nil {
-		return sample{}, err
-	}
-	mctx, stop, err := p.start(ctx)
+	p, mctx, stop, err := e.launch(ctx, job{Role: "ring-send", Size: size, Cap: capacity, Warm: warm, Budget: e.cfg.Budget, Corrupt: e.cfg.corruptAt}, nil, f)
 	if err != nil {
 		return sample{}, err
 	}
@@ -212,14 +205,7 @@ func lineLatency(ctx context.Context, e *env, _ int) (sample, error) {
 		return sample{}, err
 	}
 	defer unix.Munmap(mem)
-	p, err := e.startPeer(job{Role: "line-echo", Budget: e.cfg.LatencyBudget}, f)
-	if err != nil {
-		return sample{}, err
-	}
-	if err := p.ready(); err != nil {
-		return sample{}, err
-	}
-	mctx, stop, err := p.start(ctx)
+	p, mctx, stop, err := e.launch(ctx, job{Role: "line-echo", Budget: e.cfg.LatencyBudget}, nil, f)
 	if err != nil {
 		return sample{}, err
 	}
@@ -292,14 +278,7 @@ func futexLatency(ctx context.Context, e *env, _ int) (sample, error) {
 		return sample{}, err
 	}
 	defer unix.Munmap(mem)
-	p, err := e.startPeer(job{Role: "futex-echo", Budget: e.cfg.LatencyBudget}, f)
-	if err != nil {
-		return sample{}, err
-	}
-	if err := p.ready(); err != nil {
-		return sample{}, err
-	}
-	mctx, stop, err := p.start(ctx)
+	p, mctx, stop, err := e.launch(ctx, job{Role: "futex-echo", Budget: e.cfg.LatencyBudget}, nil, f)
 	if err != nil {
 		return sample{}, err
 	}

@@ -80,15 +80,8 @@ func shmThroughput[T any](ctx context.Context, e *env, size int, wait shmchan.Wa
 	}
 	defer c.Close()
 	role := map[string]string{sectionSingle: "shm-send", sectionBatch: "shm-send-batch", sectionInPlace: "shm-send-inplace"}[how]
-	p, err := e.startPeer(job{Role: role, Size: size, Names: []string{name}, Warm: warm, Budget: e.cfg.Budget, Batch: batch, Corrupt: e.cfg.corruptAt})
-	if err != nil {
-		return sample{}, err
-	}
-	if err := p.ready(); err != nil {
-		return sample{}, err
-	}
-	e.clean.unlinkShm(name) // the peer has it open
-	mctx, stop, err := p.start(ctx)
+	// Once the peer has it open, the name goes.
+	p, mctx, stop, err := e.launch(ctx, job{Role: role, Size: size, Names: []string{name}, Warm: warm, Budget: e.cfg.Budget, Batch: batch, Corrupt: e.cfg.corruptAt}, func() { e.clean.unlinkShm(name) })
 	if err != nil {
 		return sample{}, err
 	}
@@ -298,17 +291,11 @@ func shmLatency(wait shmchan.WaitMode, spin time.Duration) func(context.Context,
 			chans[i] = c
 		}
 		ping, pong := chans[0], chans[1]
-		p, err := e.startPeer(job{Role: "shm-echo", Size: 16, Names: names, Spin: spin, Budget: e.cfg.LatencyBudget})
-		if err != nil {
-			return sample{}, err
-		}
-		if err := p.ready(); err != nil {
-			return sample{}, err
-		}
-		for _, n := range names {
-			e.clean.unlinkShm(n)
-		}
-		mctx, stop, err := p.start(ctx)
+		p, mctx, stop, err := e.launch(ctx, job{Role: "shm-echo", Size: 16, Names: names, Spin: spin, Budget: e.cfg.LatencyBudget}, func() {
+			for _, n := range names {
+				e.clean.unlinkShm(n)
+			}
+		})
 		if err != nil {
 			return sample{}, err
 		}
