@@ -1,7 +1,9 @@
 package shmchan
 
 import (
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -64,4 +66,83 @@ func TestTestutilOnlyInTests(t *testing.T) {
 	if n < 10 {
 		t.Fatalf("go list gave %d packages, expected the module's:\n%s", n, out)
 	}
+}
+
+// TestReadmeHouse: the README's package table ("The house") names every
+// package of the module: each one is a row, or lies under a row that
+// stands for a folder (examples, c), and every row is a package or such a
+// folder.
+func TestReadmeHouse(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the go command")
+	}
+	readme, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(readme)
+	start := strings.Index(text, "\n## The house\n")
+	if start < 0 {
+		t.Fatal(`README.md has no "## The house" section`)
+	}
+	section := text[start+1:]
+	if end := strings.Index(section[3:], "\n## "); end >= 0 {
+		section = section[:end+3]
+	}
+	var rows []string // package paths, "" for the root
+	for _, line := range strings.Split(section, "\n") {
+		if !strings.HasPrefix(line, "| ") || strings.HasPrefix(line, "| package") {
+			continue
+		}
+		cell := strings.TrimSpace(strings.Split(line, "|")[1])
+		if strings.HasPrefix(cell, "root ") {
+			rows = append(rows, "")
+			continue
+		}
+		for _, part := range strings.Split(cell, ",") {
+			if f := strings.Fields(strings.TrimSpace(part)); len(f) > 0 {
+				rows = append(rows, strings.Trim(f[0], "`"))
+			}
+		}
+	}
+	out, err := exec.Command("go", "list", "-f", "{{.Dir}}", "./...").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go list: %v\n%s", err, out)
+	}
+	wd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	used := map[string]bool{}
+	for _, dir := range strings.Fields(string(out)) {
+		rel := strings.TrimPrefix(strings.TrimPrefix(dir, wd), "/")
+		found := false
+		for _, r := range rows {
+			if rel == r || r != "" && strings.HasPrefix(rel, r+"/") && !hasRow(rows, rel) {
+				used[r], found = true, true
+			}
+		}
+		if !found {
+			t.Errorf("package %q has no row in the README's package table", rel)
+		}
+	}
+	for _, r := range rows {
+		if _, err := os.Stat(r + "/go.mod"); err == nil {
+			continue // a nested module (natsbridge): its own go list
+		}
+		if st, err := os.Stat(filepath.Join(".", r)); r != "" && (err != nil || !st.IsDir()) {
+			t.Errorf("the README's package table names %q, which is not in the tree", r)
+		} else if !used[r] && r != "python" {
+			t.Errorf("the README's package table names %q, which holds no Go package", r)
+		}
+	}
+}
+
+func hasRow(rows []string, p string) bool {
+	for _, r := range rows {
+		if r == p {
+			return true
+		}
+	}
+	return false
 }
