@@ -36,7 +36,6 @@ type Sender struct {
 	// otherwise (other topologies, or closed): the fast path's only test is
 	// tail-headCache < room.
 	room   uint64
-	slot   uint64 // where in data the slot the last Fast returned starts
 	closed bool
 	// gateSince: since when a broadcast bound has not moved (a receiver or
 	// writer that may have died gates this sender); zero when it moves.
