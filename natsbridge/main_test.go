@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -405,6 +406,35 @@ func runHelper(mode string, args []string) int {
 		}
 		say("done")
 		return 0
+	case "fill": // channel n size: after a line on stdin, send n values of size bytes, then close
+		n, _ := strconv.Atoi(arg(1))
+		size, _ := strconv.Atoi(arg(2))
+		rc, err := shmchan.OpenRaw(arg(0))
+		if err != nil {
+			return fail(err)
+		}
+		defer rc.Close()
+		say("ready")
+		if _, err := bufio.NewReader(os.Stdin).ReadString('\n'); err != nil {
+			return fail(err)
+		}
+		if err := <-fill(context.Background(), rc, n, size); err != nil {
+			return fail(err)
+		}
+		say("done")
+		return 0
+	case "drain": // channel: receive until the channel is closed and drained
+		rc, err := shmchan.OpenRaw(arg(0))
+		if err != nil {
+			return fail(err)
+		}
+		defer rc.Close()
+		say("ready")
+		if err := <-drainChan(context.Background(), rc); err != nil {
+			return fail(err)
+		}
+		say("done")
+		return 0
 	}
 	return fail(errors.New("unknown helper mode"))
 }
@@ -413,6 +443,7 @@ func runHelper(mode string, args []string) int {
 type helper struct {
 	t     testing.TB
 	cmd   *exec.Cmd
+	in    io.WriteCloser // its standard input
 	lines chan string
 	done  chan error
 }
@@ -434,10 +465,14 @@ func spawn(t testing.TB, mode string, args ...any) *helper {
 	if err != nil {
 		t.Fatal(err)
 	}
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	h := &helper{t: t, cmd: cmd, lines: make(chan string, 64), done: make(chan error, 1)}
+	h := &helper{t: t, cmd: cmd, in: in, lines: make(chan string, 64), done: make(chan error, 1)}
 	go func() {
 		sc := bufio.NewScanner(out)
 		for sc.Scan() {
