@@ -24,7 +24,7 @@ import (
 type RawChan struct {
 	c    *Chan[[]byte]
 	info RawInfo
-	held []uint64 // positions the last Hold returned, oldest first; guarded by c.rmu
+	held []uint64 // positions held (the last Hold's and the TryHoldMore's after it), oldest first; guarded by c.rmu
 }
 
 // RawInfo describes a channel's values and identity for untyped users.
@@ -124,53 +124,136 @@ func (r *RawChan) Len() int { return r.c.Len() }
 // holding them leaves them to the next receiver. Release consumes them. It
 // returns ErrClosed once the channel is closed for sending and drained.
 func (r *RawChan) Hold(ctx context.Context, msgs []RawMsg) (int, error) {
-	return r.hold(ctx, msgs, true)
+	return r.hold(ctx, len(msgs), true, false, copyTo(msgs))
 }
 
 // TryHold is Hold that returns ErrEmpty instead of waiting.
 func (r *RawChan) TryHold(msgs []RawMsg) (int, error) {
-	return r.hold(context.Background(), msgs, false)
+	return r.hold(context.Background(), len(msgs), false, false, copyTo(msgs))
 }
 
-func (r *RawChan) hold(ctx context.Context, msgs []RawMsg, block bool) (n int, err error) {
+// TryHoldMore holds the values after the ones already held, without
+// waiting: it fills msgs with up to len(msgs) of the next values and adds
+// them to those held, which stay held (Release still counts from the
+// oldest). It is for callers that keep many values in flight (the NATS
+// bridge): each value is copied once, where Hold would copy the ones in
+// flight again. It still walks past the held values in the ring (cheaply,
+// without copying them), so hold in batches. ErrEmpty means there is no
+// value after the held ones yet; a bad value after them ends the batch
+// before it, and is reported once it is the oldest. With nothing held it
+// is TryHold. In the work-queue and broadcast modes, which hold one value
+// at a time, it finds nothing while a value is held.
+func (r *RawChan) TryHoldMore(msgs []RawMsg) (int, error) {
+	return r.hold(context.Background(), len(msgs), false, true, copyTo(msgs))
+}
+
+// TryHoldMoreFunc is TryHoldMore that hands up to max values to f, oldest
+// first, instead of copying them into RawMsgs: data is the value's slot
+// bytes in the shared region, valid only while f runs, so f copies what it
+// keeps (a bridge copies it into its outgoing buffer, and the value is
+// copied once). f runs under the fault guard: a region that faults while f
+// reads it is an error, not a crash, so f should read data before it does
+// anything else. A value for which f returns nil is held; an error from f
+// ends the batch before that value (it is not held) and is returned, with
+// the number of values held before it.
+func (r *RawChan) TryHoldMoreFunc(max int, f func(pos uint64, data []byte) error) (int, error) {
+	return r.hold(context.Background(), max, false, true, f)
+}
+
+// copyTo is the take of Hold, TryHold and TryHoldMore: the i-th value
+// taken is copied into msgs[i].
+func copyTo(msgs []RawMsg) func(uint64, []byte) error {
+	i := 0
+	return func(pos uint64, b []byte) error {
+		m := &msgs[i]
+		m.Pos = pos
+		m.Data = append(m.Data[:0], b...)
+		i++
+		return nil
+	}
+}
+
+// hold scans up to max values after the held ones (after none: !more),
+// handing each to take, which holds it by returning nil.
+func (r *RawChan) hold(ctx context.Context, max int, block, more bool, take func(uint64, []byte) error) (n int, err error) {
 	c := r.c
 	c.rmu.Lock()
 	defer c.rmu.Unlock()
+	// On an error (a memory fault too), the values this call took are not
+	// held: the caller did not get them. f's own error keeps the ones f
+	// accepted.
+	keep := -1
+	defer func() {
+		if err != nil && keep >= 0 {
+			r.held = r.held[:keep]
+		}
+	}()
 	defer region.Recover(&err, region.Protect())
 	rv, err := c.receiver()
 	if err != nil {
 		return 0, err
 	}
-	r.held = r.held[:0]
-	if len(msgs) == 0 {
+	if !more || len(r.held) == 0 {
+		r.held, more = r.held[:0], false
+	}
+	if max <= 0 {
 		return 0, nil
 	}
-	var bad error
+	// Scans start at the oldest value not released: the held ones come
+	// first again, and must be where they were.
+	skip, seen := len(r.held), 0
+	keep = skip
+	var bad, stop error
 	f := func(pos uint64, b []byte) {
-		if bad != nil {
+		if bad != nil || stop != nil {
+			return
+		}
+		if seen < skip {
+			if pos != r.held[seen] {
+				bad = fmt.Errorf("%w: held value %d of %d at position %d, the ring has %d there", ErrCorrupt, seen+1, skip, r.held[seen], pos)
+				return
+			}
+			seen++
 			return
 		}
 		if r.info.Raw && len(b) != r.info.ValueSize {
 			bad = fmt.Errorf("shmchan: %q: %w: value of %d bytes at position %d, the type has %d", c.name, ErrCorrupt, len(b), pos, r.info.ValueSize)
 			return
 		}
-		m := &msgs[len(r.held)]
-		m.Pos = pos
-		m.Data = append(m.Data[:0], b...)
+		if err := take(pos, b); err != nil {
+			stop = err
+			return
+		}
 		r.held = append(r.held, pos)
 	}
 	if block {
-		_, err = rv.Scan(ctx, len(msgs), f)
+		_, err = rv.Scan(ctx, max, f)
 	} else {
-		_, err = rv.TryScan(len(msgs), f)
+		_, err = rv.TryScan(skip+max, f)
+	}
+	n = len(r.held) - skip
+	if stop != nil {
+		keep = -1
+		return n, stop // the caller's error, as it gave it
+	}
+	if more && err == nil && bad == nil && seen < skip {
+		err = fmt.Errorf("%w: %d values held, the ring has %d", ErrCorrupt, skip, seen)
+	}
+	if more && err == nil && (bad == nil || seen == skip) {
+		if n == 0 {
+			// Nothing after the held values (or a bad one first: the
+			// Hold that has it oldest reports it).
+			return 0, c.named(ErrEmpty)
+		}
+		return n, nil
 	}
 	if err == nil {
 		err = bad
 	}
-	if len(r.held) > 0 && err == bad {
+	if n > 0 && err == bad {
 		// Hand out the good values before a bad one; the bad one is
 		// reported by the next Hold, when it is the oldest.
-		return len(r.held), nil
+		return n, nil
 	}
 	if err != nil {
 		if bad != nil && len(r.held) == 0 {
@@ -180,12 +263,13 @@ func (r *RawChan) hold(ctx context.Context, msgs []RawMsg, block bool) (n int, e
 		}
 		return 0, c.named(err)
 	}
-	return len(r.held), nil
+	return n, nil
 }
 
-// Release consumes the n oldest values the last Hold returned (n at most
-// what it returned). Values after them stay held, and the next Hold
-// returns them first.
+// Release consumes the n oldest values held (those the last Hold returned
+// and the TryHoldMore and TryHoldMoreFunc calls after it; n at most that
+// many). Values after them
+// stay held, and the next Hold returns them first.
 func (r *RawChan) Release(n int) (err error) {
 	c := r.c
 	c.rmu.Lock()
@@ -203,6 +287,10 @@ func (r *RawChan) Release(n int) (err error) {
 	if err := c.rcv.ReleaseTo(r.held[n-1] + 1); err != nil {
 		return fmt.Errorf("shmchan: %q: %w", c.name, err)
 	}
-	r.held = append(r.held[:0], r.held[n:]...)
+	if n == len(r.held) {
+		r.held = r.held[:0]
+	} else {
+		r.held = r.held[n:] // not copied: many may be held (TryHoldMore)
+	}
 	return nil
 }

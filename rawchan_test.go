@@ -8,6 +8,8 @@ import (
 	"io/fs"
 	"testing"
 	"unsafe"
+
+	"github.com/shmchan/shmchan/layout"
 )
 
 func TestRawChanHoldRelease(t *testing.T) {
@@ -146,5 +148,255 @@ func TestRawChanBytesAndTyped(t *testing.T) {
 	}
 	if _, err := OpenRaw(name, WithCapacity(16)); !errors.Is(err, ErrIncompatible) {
 		t.Fatalf("OpenRaw with another capacity = %v", err)
+	}
+}
+
+func TestRawChanTryHoldMore(t *testing.T) {
+	for _, mode := range []string{"spsc", "mpsc", "workqueue"} {
+		t.Run(mode, func(t *testing.T) {
+			name := testName(t)
+			opts := []Option{WithCapacity(16)}
+			switch mode {
+			case "mpsc":
+				opts = append(opts, WithMultiProducer(), WithProducers(2))
+			case "workqueue":
+				opts = append(opts, WithMultiConsumer(), WithConsumers(2))
+			}
+			c, err := Create[rec](name, opts...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			r, err := OpenRaw(name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Close()
+			for i := uint64(0); i < 10; i++ {
+				if err := c.TrySend(mkrec(i)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			msgs := make([]RawMsg, 4)
+			check := func(what string, n int, err error, wantN int, from uint64) {
+				t.Helper()
+				if err != nil || n != wantN {
+					t.Fatalf("%s = %d, %v; want %d values", what, n, err, wantN)
+				}
+				for i := 0; i < n; i++ {
+					want := mkrec(from + uint64(i))
+					got := rec{Seq: binary.LittleEndian.Uint64(msgs[i].Data), Sum: binary.LittleEndian.Uint64(msgs[i].Data[8:])}
+					if got != want || msgs[i].Pos != from+uint64(i) {
+						t.Fatalf("%s: value %d = %+v at %d, want %+v at %d", what, i, got, msgs[i].Pos, want, from+uint64(i))
+					}
+				}
+			}
+			// With nothing held, TryHoldMore is TryHold.
+			n, err := r.TryHoldMore(msgs[:2])
+			if mode == "workqueue" {
+				// One value at a time: nothing more while one is held.
+				check("TryHoldMore", n, err, 1, 0)
+				if n, err = r.TryHoldMore(msgs); !errors.Is(err, ErrEmpty) {
+					t.Fatalf("TryHoldMore with a value held in a work queue = %d, %v; want ErrEmpty", n, err)
+				}
+				if err := r.Release(1); err != nil {
+					t.Fatal(err)
+				}
+				n, err = r.TryHoldMore(msgs)
+				check("TryHoldMore after Release", n, err, 1, 1)
+				return
+			}
+			check("TryHoldMore", n, err, 2, 0)
+			n, err = r.TryHoldMore(msgs[:3])
+			check("second TryHoldMore", n, err, 3, 2)
+			if got := r.Len(); got != 10 {
+				t.Fatalf("Len after holding = %d, want 10", got)
+			}
+			// Release counts from the oldest held, across both holds.
+			if err := r.Release(4); err != nil {
+				t.Fatal(err)
+			}
+			n, err = r.TryHoldMore(msgs)
+			check("TryHoldMore after Release", n, err, 4, 5)
+			if n, err = r.TryHoldMore(msgs); n != 1 || err != nil {
+				t.Fatalf("TryHoldMore of the last value = %d, %v", n, err)
+			}
+			if n, err = r.TryHoldMore(msgs); !errors.Is(err, ErrEmpty) || n != 0 {
+				t.Fatalf("TryHoldMore past the last value = %d, %v; want ErrEmpty", n, err)
+			}
+			// Hold starts again from the oldest held value.
+			n, err = r.Hold(context.Background(), msgs)
+			check("Hold", n, err, 4, 4)
+			if err := r.Release(5); err == nil {
+				t.Fatal("Release of more than Hold returned succeeded (Hold forgets the values held before)")
+			}
+			n, err = r.TryHoldMore(msgs)
+			check("TryHoldMore after Hold", n, err, 2, 8)
+			if err := r.Release(6); err != nil {
+				t.Fatal(err)
+			}
+			if got := r.Len(); got != 0 {
+				t.Fatalf("Len after releasing everything = %d", got)
+			}
+			if _, err := r.TryHoldMore(msgs); !errors.Is(err, ErrEmpty) {
+				t.Fatalf("TryHoldMore on empty = %v", err)
+			}
+			// A value of the wrong size after held ones: the values before
+			// it are handed out, it is reported (and dropped) once it is the
+			// oldest, and the values after it flow again.
+			if err := c.TrySend(mkrec(10)); err != nil {
+				t.Fatal(err)
+			}
+			if n, err = r.TryHold(msgs[:1]); n != 1 || err != nil {
+				t.Fatalf("TryHold = %d, %v", n, err)
+			}
+			if err := c.TrySend(mkrec(11)); err != nil {
+				t.Fatal(err)
+			}
+			c.Close() // the typed handle gives its sender role up (SPSC has one)
+			ctx := context.Background()
+			if err := r.c.Send(ctx, []byte("short")); err != nil { // past RawChan's own check
+				t.Fatal(err)
+			}
+			if err := r.Send(ctx, make([]byte, r.Info().ValueSize)); err != nil {
+				t.Fatal(err)
+			}
+			n, err = r.TryHoldMore(msgs)
+			check("TryHoldMore before a bad value", n, err, 1, 11)
+			if n, err = r.TryHoldMore(msgs); !errors.Is(err, ErrEmpty) {
+				t.Fatalf("TryHoldMore with a bad value next = %d, %v; want ErrEmpty", n, err)
+			}
+			if err := r.Release(2); err != nil {
+				t.Fatal(err)
+			}
+			if n, err = r.TryHoldMore(msgs); !errors.Is(err, ErrCorrupt) {
+				t.Fatalf("TryHoldMore with the bad value oldest = %d, %v; want ErrCorrupt", n, err)
+			}
+			if n, err = r.TryHoldMore(msgs); n != 1 || err != nil || msgs[0].Pos != 13 {
+				t.Fatalf("TryHoldMore after the bad value = %d, %v (position %d)", n, err, msgs[0].Pos)
+			}
+		})
+	}
+}
+
+func TestRawChanTryHoldMoreFunc(t *testing.T) {
+	name := testName(t)
+	c, err := Create[rec](name, WithCapacity(16))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	r, err := OpenRaw(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	for i := uint64(0); i < 10; i++ {
+		if err := c.TrySend(mkrec(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var got []uint64 // positions f accepted
+	take := func(stopAt uint64, stop error) func(uint64, []byte) error {
+		return func(pos uint64, data []byte) error {
+			if pos == stopAt {
+				return stop
+			}
+			v := rec{Seq: binary.LittleEndian.Uint64(data), Sum: binary.LittleEndian.Uint64(data[8:])}
+			if v != mkrec(pos) {
+				t.Fatalf("f got %+v at position %d, want %+v", v, pos, mkrec(pos))
+			}
+			got = append(got, pos)
+			return nil
+		}
+	}
+	check := func(what string, n int, err error, wantN int, wantErr error, want ...uint64) {
+		t.Helper()
+		if n != wantN || !errors.Is(err, wantErr) || (wantErr == nil && err != nil) {
+			t.Fatalf("%s = %d, %v; want %d, %v", what, n, err, wantN, wantErr)
+		}
+		if len(got) != len(want) {
+			t.Fatalf("%s: f accepted %v, want %v", what, got, want)
+		}
+		for i := range want {
+			if got[i] != want[i] {
+				t.Fatalf("%s: f accepted %v, want %v", what, got, want)
+			}
+		}
+		got = got[:0]
+	}
+	// With nothing held it starts at the oldest value; max bounds it.
+	n, err := r.TryHoldMoreFunc(3, take(99, nil))
+	check("TryHoldMoreFunc", n, err, 3, nil, 0, 1, 2)
+	// An error from f ends the batch before that value, which stays unheld.
+	errStop := errors.New("stop here")
+	n, err = r.TryHoldMoreFunc(10, take(5, errStop))
+	check("TryHoldMoreFunc stopped at 5", n, err, 2, errStop, 3, 4)
+	n, err = r.TryHoldMoreFunc(2, take(99, nil))
+	check("TryHoldMoreFunc after the stop", n, err, 2, nil, 5, 6)
+	// Seven are held: releasing them leaves 7, 8, 9, which Hold returns.
+	if err := r.Release(8); err == nil {
+		t.Fatal("Release of 8 with 7 held succeeded")
+	}
+	if err := r.Release(7); err != nil {
+		t.Fatal(err)
+	}
+	msgs := make([]RawMsg, 4)
+	if n, err := r.Hold(context.Background(), msgs); err != nil || n != 3 || msgs[0].Pos != 7 {
+		t.Fatalf("Hold after Release = %d, %v (first position %d)", n, err, msgs[0].Pos)
+	}
+	n, err = r.TryHoldMoreFunc(10, take(99, nil))
+	check("TryHoldMoreFunc past the last value", n, err, 0, ErrEmpty)
+	if n, err = r.TryHoldMoreFunc(0, take(99, nil)); n != 0 || err != nil {
+		t.Fatalf("TryHoldMoreFunc of 0 values = %d, %v", n, err)
+	}
+	if err := r.Release(3); err != nil {
+		t.Fatal(err)
+	}
+	if got := r.Len(); got != 0 {
+		t.Fatalf("Len after releasing everything = %d", got)
+	}
+}
+
+// TestRawChanTryHoldMoreDamaged: a damaged slot after the held values is
+// an error, and the values taken before it in that call are not held (the
+// caller never got them); once the slot is whole again they come.
+func TestRawChanTryHoldMoreDamaged(t *testing.T) {
+	name := testName(t)
+	c, err := Create[rec](name, WithCapacity(16))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	p := hostilePeer(t, name)
+	r, err := OpenRaw(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	for i := uint64(0); i < 6; i++ {
+		if err := c.TrySend(mkrec(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	msgs := make([]RawMsg, 4)
+	if n, err := r.TryHoldMore(msgs[:2]); n != 2 || err != nil {
+		t.Fatalf("TryHoldMore = %d, %v", n, err)
+	}
+	saved := *p.word32(p.slot(4) + layout.SlotLen)
+	p.set32(p.slot(4)+layout.SlotLen, 1000)
+	if n, err := r.TryHoldMore(msgs); !errors.Is(err, ErrCorrupt) || n != 0 {
+		t.Fatalf("TryHoldMore over a damaged slot = %d, %v; want ErrCorrupt", n, err)
+	}
+	if err := r.Release(3); err == nil {
+		t.Fatal("Release(3) succeeded: values the failed TryHoldMore took stayed held")
+	}
+	p.set32(p.slot(4)+layout.SlotLen, saved)
+	n, err := r.TryHoldMore(msgs)
+	if n != 4 || err != nil || msgs[0].Pos != 2 || msgs[3].Pos != 5 {
+		t.Fatalf("TryHoldMore after the repair = %d, %v (positions %d..%d)", n, err, msgs[0].Pos, msgs[3].Pos)
+	}
+	if err := r.Release(6); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -609,5 +612,85 @@ func TestConsumerLimits(t *testing.T) {
 	}
 	if errs := reported.all(); len(errs) > 0 {
 		t.Errorf("errors reported: %v", errs)
+	}
+}
+
+// TestOutAckTimeout: a subject that something listens on but JetStream
+// does not store (a plain subscriber that never answers): no
+// acknowledgement comes, so Out reports the ack timeout and publishes the
+// same values again under the same IDs, releasing nothing.
+func TestOutAckTimeout(t *testing.T) {
+	srv := startServer(t)
+	nc, js := connect(t, srv.url())
+	name := testName(t)
+	a := mkchan(t, "raw", name, 64)
+	const n = 40
+	for i := uint64(0); i < n; i++ {
+		if err := a.send(context.Background(), i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ids := make(chan string, 1<<12)
+	sub, err := nc.Subscribe("silent", func(m *nats.Msg) {
+		select {
+		case ids <- m.Header.Get(jetstream.MsgIDHeader):
+		default:
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var timeouts atomic.Int64
+	var c Counters
+	ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
+	defer cancel()
+	err = Out(ctx, name, js, "silent", WithWindow(16), WithAckTimeout(150*time.Millisecond), WithCounters(&c),
+		WithErrorHandler(func(err error) {
+			if errors.Is(err, errAckTimeout) {
+				timeouts.Add(1)
+			}
+		}))
+	if err != context.DeadlineExceeded {
+		t.Fatalf("Out = %v, want context.DeadlineExceeded", err)
+	}
+	if k := timeouts.Load(); k < 2 {
+		t.Errorf("%d ack timeouts reported in 1.5 s with a timeout of 150 ms", k)
+	}
+	if got := c.Values.Load(); got != 0 {
+		t.Errorf("Out counted %d values released without an acknowledgement", got)
+	}
+	if got := a.r.Len(); got != n {
+		t.Errorf("A holds %d values, want all %d", got, n)
+	}
+	// Every attempt published the window from the oldest value: the same
+	// IDs, in order, again and again; nothing past the window.
+	if err := sub.Unsubscribe(); err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]int{}
+	var first []string
+	for more := true; more; {
+		select {
+		case id := <-ids:
+			if len(first) < 16 {
+				first = append(first, id)
+			}
+			seen[id]++
+		default:
+			more = false
+		}
+	}
+	if len(seen) != 16 {
+		t.Errorf("%d distinct message IDs published, want the window's 16", len(seen))
+	}
+	for i, id := range first {
+		if !strings.HasSuffix(id, "-"+strconv.Itoa(i)) {
+			t.Fatalf("message %d has ID %q, want position %d", i, id, i)
+		}
+	}
+	for id, k := range seen {
+		if k < 2 {
+			t.Errorf("ID %s published %d times, want it published again after the timeout", id, k)
+		}
 	}
 }

@@ -68,22 +68,32 @@ func newStamp(info shmchan.RawInfo) *stamp {
 	}
 }
 
+// valueMsg is a value's message with its two own header values, in one
+// allocation.
+type valueMsg struct {
+	m nats.Msg
+	v [2]string // Nats-Msg-Id, Shmchan-Pos
+}
+
 // value builds the message for the value at pos. data is not copied:
 // nats.go copies it into its buffer when it publishes.
 func (s *stamp) value(subject string, pos uint64, data []byte) *nats.Msg {
-	p := strconv.FormatUint(pos, 10)
-	return &nats.Msg{
+	var b [64]byte
+	id := string(strconv.AppendUint(append(b[:0], s.idPrefix...), pos, 10))
+	vm := &valueMsg{v: [2]string{id, id[len(s.idPrefix):]}}
+	vm.m = nats.Msg{
 		Subject: subject,
 		Data:    data,
 		Header: nats.Header{
-			jetstream.MsgIDHeader: {s.idPrefix + p},
+			jetstream.MsgIDHeader: vm.v[0:1:1],
 			HeaderCodec:           s.codec,
 			HeaderType:            s.typ,
 			HeaderFingerprint:     s.fp,
 			HeaderRegion:          s.region,
-			HeaderPos:             {p},
+			HeaderPos:             vm.v[1:2:2],
 		},
 	}
+	return &vm.m
 }
 
 // marker builds the close marker; used is the number of positions the

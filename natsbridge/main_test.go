@@ -1,11 +1,13 @@
 package natsbridge
 
 import (
+	"bufio"
 	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"strconv"
 	"testing"
 	"time"
@@ -351,6 +353,35 @@ func runHelper(mode string, args []string) int {
 		}
 		say("done")
 		return 0
+	case "fill": // channel n size: after a line on stdin, send n values of size bytes, then close
+		n, _ := strconv.Atoi(arg(1))
+		size, _ := strconv.Atoi(arg(2))
+		rc, err := shmchan.OpenRaw(arg(0))
+		if err != nil {
+			return fail(err)
+		}
+		defer rc.Close()
+		say("ready")
+		if _, err := bufio.NewReader(os.Stdin).ReadString('\n'); err != nil {
+			return fail(err)
+		}
+		if err := <-fill(context.Background(), rc, n, size); err != nil {
+			return fail(err)
+		}
+		say("done")
+		return 0
+	case "drain": // channel: receive until the channel is closed and drained
+		rc, err := shmchan.OpenRaw(arg(0))
+		if err != nil {
+			return fail(err)
+		}
+		defer rc.Close()
+		say("ready")
+		if err := <-drainChan(context.Background(), rc); err != nil {
+			return fail(err)
+		}
+		say("done")
+		return 0
 	}
 	return fail(errors.New("unknown helper mode"))
 }
@@ -361,4 +392,14 @@ type helper = testutil.Proc
 func spawn(t testing.TB, mode string, args ...any) *helper {
 	t.Helper()
 	return testutil.Helper(t, 64, mode, args...)
+}
+
+// spawnIn is spawn with a pipe to the helper's standard input (h.In).
+func spawnIn(t testing.TB, mode string, args ...any) *helper {
+	t.Helper()
+	cmd, err := testutil.HelperCommand(context.Background(), mode, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return testutil.Start(t, cmd, testutil.ProcOptions{Buffer: 64, Stdin: true})
 }

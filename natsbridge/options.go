@@ -39,12 +39,13 @@ func parse(opts []Option) *options {
 	return o
 }
 
-// WithWindow sets how many of Out's publishes may await their
-// acknowledgement at once (default DefaultWindow). Half the channel's
-// capacity bounds it too: values in flight stay in the ring until
+// WithWindow sets how many values Out may have in flight at once,
+// published and not yet released (default DefaultWindow). Half the
+// channel's capacity bounds it too: values in flight stay in the ring until
 // acknowledged, and the producer keeps the other half. For full speed give
-// the channel a capacity of at least twice the window. A JetStream context
-// whose PublishAsyncMaxPending is below the window makes Out wait for it.
+// the channel a capacity of at least twice the window. Out publishes and
+// releases in batches of an eighth of the window. A JetStream context whose
+// PublishAsyncMaxPending is below the window makes Out wait for it.
 func WithWindow(n int) Option {
 	return func(o *options) {
 		if n > 0 {

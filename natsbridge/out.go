@@ -46,32 +46,68 @@ type flight struct {
 	size int
 	sent time.Time
 	f    jetstream.PubAckFuture
+	ack  *jetstream.PubAck // once taken from f
+}
+
+// flights is the FIFO of published values not yet released, oldest first.
+type flights struct {
+	q    []flight // a ring of len(q) entries
+	head int
+	n    int
+}
+
+func (l *flights) at(i int) *flight { return &l.q[(l.head+i)%len(l.q)] }
+
+func (l *flights) push(fl flight) { l.q[(l.head+l.n)%len(l.q)] = fl; l.n++ }
+
+func (l *flights) drop(k int) {
+	for i := 0; i < k; i++ {
+		*l.at(i) = flight{}
+	}
+	l.head, l.n = (l.head+k)%len(l.q), l.n-k
 }
 
 type outer struct {
-	rc      *shmchan.RawChan
-	js      jetstream.JetStream
-	subject string
-	o       *options
-	st      *stamp
-	held    []shmchan.RawMsg
-	pend    []flight // published and not yet acknowledged, oldest first: held[:len(pend)]
-	timer   *time.Timer
-	pause   backoff
+	rc       *shmchan.RawChan
+	js       jetstream.JetStream
+	subject  string
+	o        *options
+	st       *stamp
+	win      int
+	first    []shmchan.RawMsg // Hold's value, when nothing is in flight
+	data     []byte           // the value being published, copied out of the ring
+	now      time.Time        // when this batch is published
+	perr     error            // the publish error that ended a TryHoldMoreFunc
+	pend     flights          // published and not yet released; the values held
+	acked    int              // pend's first acked were acknowledged (and are not released yet)
+	ackBytes int              // their data bytes
+	timer    *time.Timer
+	pause    backoff
 }
 
 // noRetry turns off nats.go's own republishing of a message after "no
 // responders": it would publish the message's Data again later, and Data
-// is Hold's buffer, reused by then. Out republishes by itself instead.
+// is a buffer Out reuses by then. Out republishes by itself instead.
 var noRetry = []jetstream.PublishOpt{jetstream.WithRetryAttempts(0)}
+
+// holdRatio bounds the walk of TryHoldMoreFunc, which passes over the
+// values in flight to reach the new ones: Out holds more only once the
+// window has room for at least one new value per holdRatio in flight.
+const holdRatio = 8
+
+// errPublish: publishOne failed with o.perr.
+var errPublish = errors.New("publish failed")
 
 func (o *outer) run(ctx context.Context) error {
 	info := o.rc.Info()
 	o.st = newStamp(info)
 	// Values in flight stay in the ring: leave the producer the other half.
-	win := max(min(o.o.window, info.Capacity/2), 1)
-	o.held = make([]shmchan.RawMsg, win)
-	o.pend = make([]flight, 0, win)
+	o.win = max(min(o.o.window, info.Capacity/2), 1)
+	o.first = make([]shmchan.RawMsg, 1)
+	o.pend = flights{q: make([]flight, o.win)}
+	// Releases come in batches of relBatch, which is also the room a
+	// hold needs (see holdRatio).
+	relBatch := max((o.win+holdRatio-1)/holdRatio, 1)
 	o.timer = time.NewTimer(time.Hour)
 	o.timer.Stop()
 	defer o.timer.Stop()
@@ -80,176 +116,203 @@ func (o *outer) run(ctx context.Context) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		// Hold returns the values in flight again before any new one, so
-		// each Hold copies them once more: hold only when it brings at
-		// least as many new values as there are in flight (or nothing
-		// is in flight), which bounds the copies to two per value.
-		hold := len(o.pend) == 0
-		if !hold && nc.Status() == nats.CONNECTED {
-			fresh := min(o.rc.Len()-len(o.pend), win-len(o.pend))
-			hold = fresh > 0 && fresh >= len(o.pend)
+		published, stalled := false, false
+		if o.pend.n == 0 {
+			// Nothing in flight: wait for a value, the oldest not
+			// released (after a failure, the first to publish again).
+			if _, err := o.rc.Hold(ctx, o.first); err != nil {
+				switch {
+				case ctx.Err() != nil:
+					return ctx.Err()
+				case errors.Is(err, shmchan.ErrClosed):
+					return o.close(ctx)
+				case errors.Is(err, shmchan.ErrCorrupt):
+					// Hold consumed the bad value (it never reaches JetStream).
+					o.o.retry(fmt.Errorf("natsbridge: out: dropped a bad value: %w", err))
+					continue
+				}
+				return err
+			}
+			if nc.Status() != nats.CONNECTED {
+				// Wait for the connection (publishing now would only
+				// fill nats.go's reconnect buffer, or fail).
+				if err := o.connected(ctx, nc); err != nil {
+					return err
+				}
+				continue
+			}
+			o.now = time.Now()
+			m := &o.first[0]
+			f, err := o.js.PublishMsgAsync(o.st.value(o.subject, m.Pos, m.Data), noRetry...)
+			if err != nil {
+				if perr := o.failed(ctx, err); perr != nil {
+					return perr
+				}
+				continue
+			}
+			o.pend.push(flight{pos: m.Pos, size: len(m.Data), sent: o.now, f: f})
+			published = true
 		}
-		published := false
-		if hold {
-			n, err := o.hold(ctx)
+		// Publish the values after those in flight, as the window allows.
+		if room := o.win - o.pend.n; room > 0 && room*holdRatio >= o.pend.n && nc.Status() == nats.CONNECTED {
+			o.now = time.Now()
+			n, err := o.rc.TryHoldMoreFunc(room, o.publishOne)
+			published = published || n > 0
 			switch {
-			case err == nil:
-			case ctx.Err() != nil:
-				return ctx.Err()
-			case errors.Is(err, shmchan.ErrClosed) && len(o.pend) == 0:
-				return o.close(ctx)
-			case errors.Is(err, shmchan.ErrCorrupt):
-				// Hold consumed the bad value (it never reaches JetStream).
-				o.o.retry(fmt.Errorf("natsbridge: out: dropped a bad value: %w", err))
+			case err == nil || errors.Is(err, shmchan.ErrEmpty):
+			case err == errPublish && errors.Is(o.perr, jetstream.ErrTooManyStalledMsgs):
+				// The JetStream context's own window is smaller than
+				// ours: nothing failed, wait for acks.
+				stalled = true
+			case err == errPublish:
+				if perr := o.failed(ctx, o.perr); perr != nil {
+					return perr
+				}
 				continue
 			default:
 				return err
 			}
-			if n > len(o.pend) {
-				if nc.Status() != nats.CONNECTED {
-					if len(o.pend) == 0 {
-						// Nothing in flight: wait for the connection
-						// (publishing now would only fill nats.go's
-						// reconnect buffer, or fail).
-						if err := o.connected(ctx, nc); err != nil {
-							return err
-						}
-						continue
-					}
-				} else {
-					before := len(o.pend)
-					err := o.publish(n)
-					if errors.Is(err, jetstream.ErrTooManyStalledMsgs) && len(o.pend) > 0 {
-						// The JetStream context's own window is smaller
-						// than ours: nothing failed, wait for acks.
-						err = nil
-					}
-					if err != nil {
-						if perr := o.failed(ctx, err); perr != nil {
-							return perr
-						}
-						continue
-					}
-					published = len(o.pend) > before
-				}
-			}
 		}
-		if len(o.pend) == 0 {
-			continue
-		}
-		// Take the acknowledgements that came. Having published, do not
-		// wait; with the window full, wait for the oldest; otherwise wait
-		// a moment, for acknowledgements or new values.
-		wait := time.Millisecond
-		switch {
-		case published:
-			wait = 0
-		case len(o.pend) == win:
-			wait = time.Hour
-		}
-		k, err := o.acked(ctx, wait)
-		if err != nil {
+		// Take the acknowledgements that came, and release them in
+		// batches (each release may wake the producer): when there are
+		// relBatch of them, when everything in flight is acknowledged, or
+		// when Out would otherwise wait while it could publish more.
+		if err := o.takeAcks(ctx, 0, 0); err != nil {
 			if perr := o.failed(ctx, err); perr != nil {
 				return perr
 			}
 			continue
 		}
-		if k > 0 {
-			if err := o.rc.Release(k); err != nil {
+		// stuck: nothing can be published before acknowledgements come
+		// (the JetStream context's window is full, or Out's has too
+		// little room to hold more).
+		stuck := stalled || (o.win-o.pend.n)*holdRatio < o.pend.n
+		if o.acked >= relBatch || o.acked == o.pend.n || o.acked > 0 && !published && !stuck {
+			if err := o.release(); err != nil {
 				return err
 			}
-			o.pend = o.pend[:copy(o.pend, o.pend[k:])]
-			o.pause.reset()
+			continue
+		}
+		if published {
+			continue
+		}
+		// Wait. Stuck with the window full, for the acknowledgement that
+		// completes a batch (they come in order: one wake-up for many);
+		// otherwise a moment, for the oldest one or for new values.
+		wait, ahead := time.Millisecond, 0
+		if stuck {
+			wait = time.Hour
+			if !stalled {
+				ahead = relBatch - o.acked - 1
+			}
+		}
+		if err := o.takeAcks(ctx, wait, ahead); err != nil {
+			if perr := o.failed(ctx, err); perr != nil {
+				return perr
+			}
+			continue
 		}
 	}
 }
 
-// hold holds values (the ones in flight first) and checks that those in
-// flight are where they were.
-func (o *outer) hold(ctx context.Context) (int, error) {
-	var n int
-	var err error
-	if len(o.pend) == 0 {
-		n, err = o.rc.Hold(ctx, o.held)
-	} else {
-		n, err = o.rc.TryHold(o.held)
-	}
+// publishOne publishes the value at pos, whose bytes in the ring are data
+// (TryHoldMoreFunc's f: it copies them first).
+func (o *outer) publishOne(pos uint64, data []byte) error {
+	o.data = append(o.data[:0], data...)
+	f, err := o.js.PublishMsgAsync(o.st.value(o.subject, pos, o.data), noRetry...)
 	if err != nil {
-		return 0, err
+		o.perr = err
+		return errPublish
 	}
-	if n < len(o.pend) {
-		return 0, fmt.Errorf("natsbridge: out: %d values in flight, Hold returned %d", len(o.pend), n)
-	}
-	for i := range o.pend {
-		if o.held[i].Pos != o.pend[i].pos {
-			return 0, fmt.Errorf("natsbridge: out: value in flight at %d, Hold returned %d", o.pend[i].pos, o.held[i].Pos)
-		}
-	}
-	return n, nil
-}
-
-// publish sends the values held[len(pend):n].
-func (o *outer) publish(n int) error {
-	now := time.Now()
-	for i := len(o.pend); i < n; i++ {
-		m := &o.held[i]
-		f, err := o.js.PublishMsgAsync(o.st.value(o.subject, m.Pos, m.Data), noRetry...)
-		if err != nil {
-			return err
-		}
-		o.pend = append(o.pend, flight{pos: m.Pos, size: len(m.Data), sent: now, f: f})
-	}
+	o.pend.push(flight{pos: pos, size: len(o.data), sent: o.now, f: f})
 	return nil
 }
 
-// acked counts the acknowledged messages at the head of pend, waiting up
-// to wait for the first one. It returns an error for a failed publish, or
-// for one not acknowledged within the ack timeout.
-func (o *outer) acked(ctx context.Context, wait time.Duration) (int, error) {
-	k, bytes := 0, 0
-	defer func() { o.o.count(k, bytes) }()
-	for k < len(o.pend) {
-		fl := &o.pend[k]
-		var ack *jetstream.PubAck
-		var err error
-		select {
-		case ack = <-fl.f.Ok():
-		case err = <-fl.f.Err():
-		default:
-			if k > 0 || wait == 0 {
-				return k, nil
-			}
-			late := time.Until(fl.sent.Add(o.o.ackTimeout))
-			if late <= 0 {
-				return k, fmt.Errorf("%w (position %d, %v)", errAckTimeout, fl.pos, o.o.ackTimeout)
-			}
-			o.timer.Reset(min(wait, late))
+// release consumes the acknowledged values from the channel.
+func (o *outer) release() error {
+	k := o.acked
+	if k == 0 {
+		return nil
+	}
+	if err := o.rc.Release(k); err != nil {
+		return err
+	}
+	o.o.count(k, o.ackBytes)
+	o.pend.drop(k)
+	o.acked, o.ackBytes = 0, 0
+	o.pause.reset()
+	return nil
+}
+
+// takeAcks counts the acknowledgements that came, in order, after the
+// ones counted. With wait > 0 and none there, it first waits up to wait
+// for the acknowledgement ahead places after the oldest one missing (or
+// for the newest in flight, if fewer), and never past the oldest one's ack
+// timeout. It returns an error for a failed publish, or for one not
+// acknowledged within the ack timeout.
+func (o *outer) takeAcks(ctx context.Context, wait time.Duration, ahead int) error {
+	if took, err := o.scanAcks(false); took || err != nil || wait == 0 || o.acked == o.pend.n {
+		return err
+	}
+	oldest := o.pend.at(o.acked)
+	late := time.Until(oldest.sent.Add(o.o.ackTimeout))
+	if late <= 0 {
+		return fmt.Errorf("%w (position %d, %v)", errAckTimeout, oldest.pos, o.o.ackTimeout)
+	}
+	fl := o.pend.at(min(o.acked+max(ahead, 0), o.pend.n-1))
+	if fl.ack != nil {
+		fl = oldest // that one came out of order: wait for the oldest
+	}
+	o.timer.Reset(min(wait, late))
+	var err error
+	timedOut := false
+	select {
+	case fl.ack = <-fl.f.Ok():
+	case err = <-fl.f.Err():
+	case <-ctx.Done():
+		err = ctx.Err()
+	case <-o.timer.C:
+		timedOut = true
+	}
+	o.timer.Stop()
+	if err != nil {
+		return err
+	}
+	took, err := o.scanAcks(true)
+	if err == nil && !took && timedOut && late <= wait {
+		return fmt.Errorf("%w (position %d, %v)", errAckTimeout, oldest.pos, o.o.ackTimeout)
+	}
+	return err
+}
+
+// scanAcks counts the acknowledgements at hand, in order, after the ones
+// counted. With errs, it also looks for the error of the first publish not
+// acknowledged (Err makes a channel of its own: only when Out waited).
+func (o *outer) scanAcks(errs bool) (bool, error) {
+	took := false
+	for ; o.acked < o.pend.n; o.acked++ {
+		fl := o.pend.at(o.acked)
+		if fl.ack == nil {
 			select {
-			case ack = <-fl.f.Ok():
-			case err = <-fl.f.Err():
-			case <-ctx.Done():
-				err = ctx.Err()
-			case <-o.timer.C:
-			}
-			o.timer.Stop()
-			if ack == nil && err == nil {
-				if late <= wait {
-					continue // the ack timeout: the next look reports it
+			case fl.ack = <-fl.f.Ok():
+			default:
+				if errs {
+					select {
+					case err := <-fl.f.Err():
+						return took, err
+					default:
+					}
 				}
-				return k, nil // the moment is over
+				return took, nil
 			}
 		}
-		if err != nil {
-			return k, err
-		}
-		if ack.Duplicate && o.o.counters != nil {
+		if fl.ack.Duplicate && o.o.counters != nil {
 			o.o.counters.Duplicates.Add(1)
 		}
-		bytes += fl.size
-		k++
-		wait = 0
+		o.ackBytes += fl.size
+		took = true
 	}
-	return k, nil
+	return took, nil
 }
 
 // failed handles a failed publish: a permanent error ends Out; otherwise
@@ -262,8 +325,17 @@ func (o *outer) failed(ctx context.Context, err error) error {
 	if permanent(err) {
 		return err
 	}
-	o.o.retry(fmt.Errorf("natsbridge: out: publishing again from position %d: %w", o.held[0].Pos, err))
-	o.pend = o.pend[:0]
+	// Acknowledged values are safe in the stream: release them, so that
+	// only the others are published again.
+	if rerr := o.release(); rerr != nil {
+		return rerr
+	}
+	from := o.first[0].Pos
+	if o.pend.n > 0 {
+		from = o.pend.at(0).pos
+	}
+	o.o.retry(fmt.Errorf("natsbridge: out: publishing again from position %d: %w", from, err))
+	o.pend.drop(o.pend.n)
 	if err := o.pause.wait(ctx); err != nil {
 		return err
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"strconv"
@@ -21,6 +22,8 @@ type Proc struct {
 	// Lines carries the process's output a line at a time; it is closed
 	// when the output ends.
 	Lines chan string
+	// In is the process's standard input, with ProcOptions.Stdin (else nil).
+	In io.WriteCloser
 
 	t       testing.TB
 	opts    ProcOptions
@@ -33,6 +36,7 @@ type ProcOptions struct {
 	What       string // what messages call the process ("helper" if empty)
 	Buffer     int    // lines Lines holds before the process blocks on its output
 	FailPrefix string // a line with this prefix fails Expect and Await (none if empty)
+	Stdin      bool   // give the process a pipe as its standard input (Proc.In)
 }
 
 // Start starts cmd (its stderr, if not set, is this process's) and reads
@@ -50,10 +54,16 @@ func Start(t testing.TB, cmd *exec.Cmd, opts ProcOptions) *Proc {
 	if err != nil {
 		t.Fatal(err)
 	}
+	var in io.WriteCloser
+	if opts.Stdin {
+		if in, err = cmd.StdinPipe(); err != nil {
+			t.Fatal(err)
+		}
+	}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	p := &Proc{Cmd: cmd, Lines: make(chan string, opts.Buffer), t: t, opts: opts, done: make(chan error, 1)}
+	p := &Proc{Cmd: cmd, Lines: make(chan string, opts.Buffer), In: in, t: t, opts: opts, done: make(chan error, 1)}
 	go func() {
 		sc := bufio.NewScanner(out)
 		for sc.Scan() {
