@@ -162,21 +162,7 @@ func TestRawChanTryHoldMore(t *testing.T) {
 			case "workqueue":
 				opts = append(opts, WithMultiConsumer(), WithConsumers(2))
 			}
-			c, err := Create[rec](name, opts...)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
-			r, err := OpenRaw(name)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer r.Close()
-			for i := uint64(0); i < 10; i++ {
-				if err := c.TrySend(mkrec(i)); err != nil {
-					t.Fatal(err)
-				}
-			}
+			c, r := rawFilled(t, name, 10, nil, opts...)
 			msgs := make([]RawMsg, 4)
 			check := func(what string, n int, err error, wantN int, from uint64) {
 				t.Helper()
@@ -281,21 +267,7 @@ func TestRawChanTryHoldMore(t *testing.T) {
 
 func TestRawChanTryHoldMoreFunc(t *testing.T) {
 	name := testName(t)
-	c, err := Create[rec](name, WithCapacity(16))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	r, err := OpenRaw(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	for i := uint64(0); i < 10; i++ {
-		if err := c.TrySend(mkrec(i)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	_, r := rawFilled(t, name, 10, nil, WithCapacity(16))
 	var got []uint64 // positions f accepted
 	take := func(stopAt uint64, stop error) func(uint64, []byte) error {
 		return func(pos uint64, data []byte) error {
@@ -363,22 +335,8 @@ func TestRawChanTryHoldMoreFunc(t *testing.T) {
 // caller never got them); once the slot is whole again they come.
 func TestRawChanTryHoldMoreDamaged(t *testing.T) {
 	name := testName(t)
-	c, err := Create[rec](name, WithCapacity(16))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	p := hostilePeer(t, name)
-	r, err := OpenRaw(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	for i := uint64(0); i < 6; i++ {
-		if err := c.TrySend(mkrec(i)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	var p *peer
+	_, r := rawFilled(t, name, 6, func() { p = hostilePeer(t, name) }, WithCapacity(16))
 	msgs := make([]RawMsg, 4)
 	if n, err := r.TryHoldMore(msgs[:2]); n != 2 || err != nil {
 		t.Fatalf("TryHoldMore = %d, %v", n, err)
@@ -399,4 +357,29 @@ func TestRawChanTryHoldMoreDamaged(t *testing.T) {
 	if err := r.Release(6); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// rawFilled creates channel name with opts, runs between (if any), opens it
+// raw and sends n values into it; both handles close when the test ends.
+func rawFilled(t *testing.T, name string, n uint64, between func(), opts ...Option) (*Chan[rec], *RawChan) {
+	t.Helper()
+	c, err := Create[rec](name, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	if between != nil {
+		between()
+	}
+	r, err := OpenRaw(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	for i := uint64(0); i < n; i++ {
+		if err := c.TrySend(mkrec(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return c, r
 }
