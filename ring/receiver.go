@@ -36,7 +36,8 @@ type Receiver struct {
 	runs   bool   // every claimed position is committed (SPSC), so PeekN hands out runs
 	peeked uint64 // values peeked and not yet released (batch)
 	one    []byte // the payload a one-value peek found, so Item(0) does not read its length again
-	// badTail is the tail count loadTail refused, for refreshTail's error.
+	// badTail is the tail count loadTail refused, for refreshTail's error
+	// (a second result would put Refresh over the inlining budget).
 	badTail uint64
 }
 
