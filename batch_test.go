@@ -145,3 +145,48 @@ func TestZeroAllocsRaw(t *testing.T) {
 		t.Fatalf("%v allocations per TrySend+TryRecv", allocs)
 	}
 }
+
+// TestInPlacePanics: a fill that panics sends nothing and a read that
+// panics still consumes its value, through the handle and the endpoints
+// (whose in-place calls take the one-slot fast path).
+func TestInPlacePanics(t *testing.T) {
+	c, err := Create[rec](testName(t), WithCapacity(8))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx := context.Background()
+	panics := func(f func()) (p bool) {
+		defer func() { p = recover() != nil }()
+		f()
+		return false
+	}
+	tx, err := c.Sender()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !panics(func() { tx.SendFunc(ctx, func(r *rec) { *r = mkrec(99); panic("fill") }) }) {
+		t.Fatal("the fill's panic did not go on")
+	}
+	for i := uint64(0); i < 2; i++ {
+		if err := tx.SendFunc(ctx, func(r *rec) { *r = mkrec(i) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tx.Release()
+	if !panics(func() { c.RecvFunc(ctx, func(*rec) { panic("read") }) }) {
+		t.Fatal("the read's panic did not go on")
+	}
+	rx, err := c.Receiver()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rx.Release()
+	var got rec
+	if err := rx.RecvFunc(ctx, func(r *rec) { got = *r }); err != nil || got != mkrec(1) {
+		t.Fatalf("after a panicking read: %+v, %v; want value 1 (value 0 consumed by the panicking read, none from the panicking fill)", got, err)
+	}
+	if _, err := rx.TryRecv(); !errors.Is(err, ErrEmpty) {
+		t.Fatalf("then: %v, want ErrEmpty", err)
+	}
+}

@@ -961,3 +961,41 @@ func skipUnderRace(t *testing.T) {
 		t.Skip("truncation under the race detector: faults inside its C atomics cannot be recovered; covered by the non-race run")
 	}
 }
+
+// TestBatchBadLengthMidway: RecvBatch's fixed-size path checks every
+// value's stored length, not only the first: a bad one in the middle ends
+// the batch there with ErrCorrupt, the values before it delivered and the
+// bad one consumed, and the next call goes on after it. The endpoint's
+// RecvBatch takes the same path.
+func TestBatchBadLengthMidway(t *testing.T) {
+	for _, n := range []uint32{0, 15, 17, 1000, layout.SlotSkip} {
+		c, p := hostileChan(t, WithCapacity(16))
+		vs := make([]rec, 8)
+		for i := range vs {
+			vs[i] = mkrec(uint64(i))
+		}
+		if k, err := c.SendBatch(context.Background(), vs); k != 8 || err != nil {
+			t.Fatal(k, err)
+		}
+		p.set32(p.slot(3)+layout.SlotLen, n)
+		got := make([]rec, 8)
+		k, err := c.RecvBatch(context.Background(), got)
+		if k != 3 || !errors.Is(err, ErrCorrupt) {
+			t.Fatalf("length %d in slot 3: RecvBatch = %d, %v; want 3, ErrCorrupt", n, k, err)
+		}
+		for i := 0; i < 3; i++ {
+			if got[i] != mkrec(uint64(i)) {
+				t.Fatalf("length %d: value %d is %+v", n, i, got[i])
+			}
+		}
+		rx, err := c.Receiver()
+		if err != nil {
+			t.Fatal(err)
+		}
+		k, err = rx.RecvBatch(context.Background(), got)
+		rx.Release()
+		if k != 4 || err != nil || got[0] != mkrec(4) || got[3] != mkrec(7) {
+			t.Fatalf("length %d: the batch after the bad value = %d, %v, %+v", n, k, err, got[:k])
+		}
+	}
+}

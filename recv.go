@@ -90,6 +90,12 @@ func (c *Chan[T]) recvBatch(r *ring.Receiver, ctx context.Context, vs []T) (int,
 		return 0, c.named(err)
 	}
 	for i := 0; i < k; i++ {
+		if c.fast {
+			if b, ok := r.FixedItem(i, uint64(c.wire)); ok {
+				getRaw(b, &vs[i])
+				continue
+			}
+		}
 		b, err := r.Item(i)
 		if err == nil {
 			err = c.get(b, &vs[i])
@@ -106,6 +112,17 @@ func (c *Chan[T]) recvBatch(r *ring.Receiver, ctx context.Context, vs []T) (int,
 func (c *Chan[T]) recvFunc(r *ring.Receiver, ctx context.Context, read func(*T)) error {
 	if c.raw == nil {
 		return fmt.Errorf("%w: %q holds %s values", ErrNotRaw, c.name, c.hdr.CodecName)
+	}
+	// The fast path, as in recvOne, for a value read where it lies.
+	if b, ok := r.Fast(); (ok || r.Refresh()) && !c.raw.HasBool() {
+		if !ok {
+			b, ok = r.Fast()
+		}
+		if p, aligned := c.raw.View(b); ok && aligned && len(b) == c.raw.FixedSize() {
+			defer releaseFast(r) // consumed even if read panics, as below
+			read(p)
+			return nil
+		}
 	}
 	b, err := r.Peek(ctx)
 	if err != nil {
@@ -130,6 +147,13 @@ func (c *Chan[T]) recvFunc(r *ring.Receiver, ctx context.Context, read func(*T))
 	}
 	read(p)
 	return nil
+}
+
+// releaseFast consumes the value ring.Receiver.Fast returned.
+func releaseFast(r *ring.Receiver) {
+	if r.ReleaseFast() {
+		r.Wake()
+	}
 }
 
 // Recv receives a value, blocking while the channel is empty. Once the

@@ -106,6 +106,22 @@ func (c *Chan[T]) sendBatch(s *ring.Sender, ctx context.Context, vs []T) (int, e
 // it filled before an encoding error. If an encoder panics, the whole
 // reservation is given back before the panic goes on.
 func (c *Chan[T]) fill(s *ring.Sender, vs []T) (filled int, err error) {
+	if c.fast { // a typed copy cannot fail or panic: no deferred abort
+		for i := range vs {
+			buf, ok := s.FixedSlot(i, uint64(c.wire))
+			if !ok {
+				return c.fillCodec(s, vs)
+			}
+			putRaw(buf, &vs[i])
+		}
+		return len(vs), nil
+	}
+	return c.fillCodec(s, vs)
+}
+
+// fillCodec is fill through put, for values an encoder may refuse or
+// panic on.
+func (c *Chan[T]) fillCodec(s *ring.Sender, vs []T) (filled int, err error) {
 	defer func() {
 		if filled < len(vs) && err == nil { // panicking
 			s.Abort()
@@ -125,11 +141,26 @@ func (c *Chan[T]) sendFunc(s *ring.Sender, ctx context.Context, fill func(*T)) e
 	if c.raw == nil {
 		return fmt.Errorf("%w: %q holds %s values", ErrNotRaw, c.name, c.hdr.CodecName)
 	}
+	n := c.raw.FixedSize()
+	// The fast path, as in sendOne: Fast stores only past the tail, so a
+	// fill that panics leaves nothing to give back.
+	if buf, ok := s.Fast(uint64(n)); ok || s.Refresh() {
+		if !ok {
+			buf, ok = s.Fast(uint64(n))
+		}
+		if p, aligned := c.raw.View(buf); ok && aligned {
+			fill(p)
+			if s.PublishFast() {
+				s.Wake()
+			}
+			return nil
+		}
+	}
 	buf, err := s.Reserve(ctx)
 	if err != nil {
 		return c.named(err)
 	}
-	buf = buf[:c.raw.FixedSize()] // not cleared: see SendFunc
+	buf = buf[:n] // not cleared: see SendFunc
 	p, ok := c.raw.View(buf)
 	if !ok {
 		s.Abort()

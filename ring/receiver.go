@@ -381,6 +381,23 @@ func (c *Receiver) Item(i int) ([]byte, error) {
 	return b, err
 }
 
+// FixedItem returns the payload of the i-th peeked value (i below what
+// PeekN returned) when its stored length is exactly n, the one check a
+// fixed-size value needs; false otherwise, and Item then says what is
+// wrong. It reads the length once and inlines.
+func (c *Receiver) FixedItem(i int, n uint64) ([]byte, bool) {
+	if c.one != nil {
+		return c.one, i == 0 && uint64(len(c.one)) == n
+	}
+	r := c.r
+	off := ((c.head + uint64(i)) & r.mask) * r.stride
+	if uint64(binary.LittleEndian.Uint32(r.data[off+layout.SlotLen:])) != n || n > r.maxMsg {
+		return nil, false
+	}
+	off += layout.SlotHeaderSize
+	return r.data[off : off+n : off+n], true
+}
+
 // ReleaseN consumes the first k peeked values with one head store and at
 // most one wake-up. The head store is a release store after this side's
 // reads of the slots, so no sender overwrites a slot still being read.

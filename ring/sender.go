@@ -235,6 +235,21 @@ func (s *Sender) ReserveN(ctx context.Context, max int) (int, error) {
 // Slot returns the payload buffer of the i-th reserved slot.
 func (s *Sender) Slot(i int) []byte { return s.payload(s.resLo + uint64(i)) }
 
+// FixedSlot returns the payload buffer, n bytes, of the i-th reserved
+// slot (i below what ReserveN returned) with the slot's length set to n,
+// or false if n is over MaxMsg: a batch of fixed-size values fills its
+// reservation with one slot computation per value. It inlines.
+func (s *Sender) FixedSlot(i int, n uint64) ([]byte, bool) {
+	r := s.r
+	if n > r.maxMsg {
+		return nil, false
+	}
+	off := ((s.resLo + uint64(i)) & r.mask) * r.stride
+	binary.LittleEndian.PutUint32(r.data[off+layout.SlotLen:], uint32(n))
+	off += layout.SlotHeaderSize
+	return r.data[off : off+n : off+n], true
+}
+
 // SetLen records that the i-th reserved slot holds n bytes (n <= MaxMsg).
 func (s *Sender) SetLen(i int, n int) {
 	binary.LittleEndian.PutUint32(s.r.slot(s.resLo + uint64(i))[layout.SlotLen:], uint32(n))
