@@ -180,14 +180,21 @@ func (r *RawChan) hold(ctx context.Context, max int, block, more bool, take func
 	c.rmu.Lock()
 	defer c.rmu.Unlock()
 	// On an error (a memory fault too), the values this call took are not
-	// held: the caller did not get them. f's own error keeps the ones f
-	// accepted.
+	// held: the caller did not get them. take's own error keeps the ones
+	// take accepted (scan sets keep to -1 then).
 	keep := -1
-	defer func() {
-		if err != nil && keep >= 0 {
-			r.held = r.held[:keep]
-		}
-	}()
+	n, err = r.scan(ctx, max, block, more, take, &keep)
+	if err != nil && keep >= 0 {
+		r.held = r.held[:keep]
+	}
+	return n, err
+}
+
+// scan is hold's work under the fault guard: one deferred call, so that
+// it stays open-coded (with hold's lock and trim in the same function the
+// three defers were not: go build -gcflags=-d=defer).
+func (r *RawChan) scan(ctx context.Context, max int, block, more bool, take func(uint64, []byte) error, keep *int) (n int, err error) {
+	c := r.c
 	defer region.Recover(&err, region.Protect())
 	rv, err := c.receiver()
 	if err != nil {
@@ -202,7 +209,7 @@ func (r *RawChan) hold(ctx context.Context, max int, block, more bool, take func
 	// Scans start at the oldest value not released: the held ones come
 	// first again, and must be where they were.
 	skip, seen := len(r.held), 0
-	keep = skip
+	*keep = skip
 	var bad, stop error
 	f := func(pos uint64, b []byte) {
 		if bad != nil || stop != nil {
@@ -233,7 +240,7 @@ func (r *RawChan) hold(ctx context.Context, max int, block, more bool, take func
 	}
 	n = len(r.held) - skip
 	if stop != nil {
-		keep = -1
+		*keep = -1
 		return n, stop // the caller's error, as it gave it
 	}
 	if more && err == nil && bad == nil && seen < skip {
