@@ -3,7 +3,6 @@ package ring
 import (
 	"sync/atomic"
 	"time"
-	"unsafe"
 
 	"github.com/shmchan/shmchan/layout"
 )
@@ -153,8 +152,7 @@ func newBcastConsumer(c *Receiver, off int) *bcastConsumer {
 		writer:   newWriterCheck(),
 	}
 	if q.drop {
-		words := make([]uint64, (r.maxMsg+7)/8) // 8-aligned, for in-place views of raw values
-		q.stable = unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(words))), len(words)*8)
+		q.stable = alignedBytes(int(r.maxMsg)) // for in-place views of raw values
 	}
 	// Join: the cursor first, then the flag that makes senders read it,
 	// then the tail again. A sender that computed its bound without seeing
