@@ -289,7 +289,7 @@ func newChan[T any](g *region.Region, cd codec.Codec[T], o options) (_ *Chan[T],
 		c.wire = rc.FixedSize()
 		c.fast = !rc.HasBool() && rc.Size() == c.wire && c.wire < fastRawMax
 	}
-	cfg := ring.Config{Spin: o.spin, StuckCheck: o.stuck, Alive: c.alive, Rescue: g.Rescue}
+	cfg := ring.Config{Spin: o.spin, StuckCheck: o.stuck, Alive: c.alive, Rescue: g.Rescue, WatchExit: region.WatchExit}
 	cfg.RecvBell, cfg.SendBell = g.Doorbells()
 	r, err := ring.New(c.mem, h, cfg)
 	if err != nil {

@@ -520,8 +520,9 @@ const wakeBound = 50 * time.Millisecond
 // TestDefectWakerStops: the sender that wins the CAS claiming the
 // sleeping receiver's wake-up stops (SIGSTOP) or dies (SIGKILL) before its
 // wake call. Then a live sender commits a value (or, kill-join, a new
-// sender only joins): the receiver must wake far below the 200 ms sleep
-// bound, in both sleeping wait modes.
+// sender only joins; kill-alone, nothing happens but the death): the
+// receiver must wake far below the 200 ms sleep bound, in both sleeping
+// wait modes.
 //
 // The receiver runs in a helper process of its own: in this process, the
 // parent of the helper that dies, the SIGCHLD could interrupt its
@@ -529,7 +530,7 @@ const wakeBound = 50 * time.Millisecond
 // moved), which would hide the defect.
 func TestDefectWakerStops(t *testing.T) {
 	for _, wait := range []string{"futex", "mq"} {
-		for _, how := range []string{"stop", "kill", "kill-join"} {
+		for _, how := range []string{"stop", "kill", "kill-join", "kill-alone"} {
 			t.Run(wait+"/"+how, func(t *testing.T) {
 				retryLate(t, func() string { return wakerStops(t, wait, how) })
 			})
@@ -598,16 +599,17 @@ func wakerStops(t *testing.T, wait, how string) string {
 		// show the defect either way. Run again.
 		return fmt.Sprintf("helper: %q, not \"claimed\": the receiver was not asleep when the waker sent", l)
 	}
+	died := monoNow() // the waker kills itself right after saying so
 	if sig == "stop" {
 		h.WaitStopped(5 * time.Second)
 	} else {
 		h.Wait()
 	}
-	what := "send"
+	what := "live sender's send"
 	t0 := monoNow()
 	want := 2
 	if how == "kill-join" {
-		what = "join"
+		what = "live sender's join"
 		c2, err := Open[mrec](name)
 		if err != nil {
 			t.Fatal(err)
@@ -617,6 +619,11 @@ func wakerStops(t *testing.T, wait, how string) string {
 			t.Fatal(err)
 		}
 		want = 1
+	} else if how == "kill-alone" {
+		// No live sender comes after the dead waker: only its exit can
+		// wake the receiver (the exit watch), or the end of its bounded
+		// sleep (200 ms) would.
+		what, want, t0 = "waker's death (no live sender)", 1, died
 	} else if err := b.Send(ctx, mkmrec(1, 1)); err != nil {
 		t.Fatal(err)
 	}
@@ -624,10 +631,10 @@ func wakerStops(t *testing.T, wait, how string) string {
 	for range want {
 		last = next()
 	}
-	lat := time.Duration(last - t0)
-	t.Logf("received %d values %v after the live sender's %s", want, lat, what)
+	lat := time.Duration(max(last, t0) - t0)
+	t.Logf("received %d values %v after the %s", want, lat, what)
 	if lat > wakeBound {
-		return fmt.Sprintf("the receiver woke %v after a live sender's %s; the waker that claimed the wake-up was %sed (%s)",
+		return fmt.Sprintf("the receiver woke %v after the %s; the waker that claimed the wake-up was %sed (%s)",
 			lat, what, sig, mpscEntries(cc))
 	}
 	return ""

@@ -63,4 +63,9 @@
 // every sender whose recorded claim covers the slot. Only when none of them
 // is alive does it skip the slot (Stats.Abandoned). A stopped or slow
 // sender is alive and is waited for, however long.
+//
+// A side about to sleep watches the processes of the other role holders
+// (Config.WatchExit, exits.go); one that exits wakes every sleeper of the
+// handle, so a peer that publishes and dies before its wake call does not
+// leave the sleeper to MaxSleep.
 package ring

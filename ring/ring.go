@@ -49,6 +49,14 @@ type Config struct {
 	// Rescue takes the work queue's rescue lock without waiting (ok false:
 	// another process holds it) and returns its unlock. Nil: no rescues.
 	Rescue func() (unlock func(), ok bool, err error)
+	// WatchExit calls onExit once the process pid, started at start (a
+	// role entry's RolePID and RoleStart), exits, until stop; an error
+	// means no watch. A side about to sleep watches the other role
+	// holders with it, so that one that dies between publishing and
+	// waking (or mid-hand-over) wakes the sleepers at once instead of at
+	// the end of their bounded sleep. Nil: no watches (sleeps stay
+	// bounded by MaxSleep).
+	WatchExit func(pid int, start uint64, onExit func()) (stop func(), err error)
 }
 
 // Ring is one handle's view of the ring inside a mapped region: the shared
@@ -72,6 +80,7 @@ type Ring struct {
 	stuck    time.Duration
 	alive    func(int) (bool, error)
 	rescue   func() (func(), bool, error)
+	exits    exitWatches
 
 	tail, head                 *uint64
 	senderWakes, receiverWakes *uint64
@@ -116,6 +125,7 @@ func New(mem []byte, h layout.Header, cfg Config) (*Ring, error) {
 		stuck:    cfg.StuckCheck,
 		alive:    cfg.Alive,
 		rescue:   cfg.Rescue,
+		exits:    exitWatches{watch: cfg.WatchExit},
 
 		tail:          word64(mem, layout.OffTail),
 		head:          word64(mem, layout.OffHead),
@@ -155,6 +165,7 @@ func New(mem []byte, h layout.Header, cfg Config) (*Ring, error) {
 // treat them as spurious.
 func (r *Ring) Shutdown() {
 	r.shutdown()
+	r.exits.close()
 	if r.wait == layout.WaitFutex {
 		r.wakeAll(&r.recv, false)
 		r.wakeAll(&r.send, false)

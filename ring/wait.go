@@ -161,6 +161,11 @@ func (r *Ring) await(ctx context.Context, s *side, mark *uint32, check func() (r
 	}
 	barrier, mustPoll := sleeperBarrier()
 	for first := true; ; first = false {
+		// Watch the other role holders before announcing (exits.go): a
+		// peer that dies after this is seen by the watch; one that died
+		// before it had published whatever it published before the
+		// re-check below.
+		r.watchPeers()
 		seq := atomic.LoadUint32(s.seq)
 		if s.oneSleeper {
 			if seq == math.MaxUint32 { // 1+seq must not be 0, "nobody waits"

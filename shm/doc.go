@@ -79,4 +79,11 @@
 // and cannot keep a lock alive. If code duplicates [Object.Fd] (dup, or by
 // passing it to a child), the duplicate shares the description and keeps the
 // locks held after Close.
+//
+// # Processes
+//
+// [ProcStartTime] tells a process from a later one with the same pid, and
+// [WatchExit] calls a function when a given process exits (a pidfd waited on
+// through the runtime's poller): the ring uses it to wake its sleepers when a
+// peer dies, where the role locks alone would only be looked at later.
 package shm

@@ -202,6 +202,12 @@ func (g *Region) DropRole(i int) error {
 	return g.obj.Unlock(layout.RoleLockBase + int64(i))
 }
 
+// WatchExit is shm.WatchExit, the ring's Config.WatchExit: a sleeper
+// watches the other role holders' processes, and one's exit wakes it.
+func WatchExit(pid int, start uint64, onExit func()) (stop func(), err error) {
+	return shm.WatchExit(pid, start, onExit)
+}
+
 // Alive reports whether another open file description holds role entry i
 // (this handle's own role does not count).
 func (g *Region) Alive(i int) (bool, error) {
