@@ -150,11 +150,7 @@ func TestZeroAllocsRaw(t *testing.T) {
 // panics still consumes its value, through the handle and the endpoints
 // (whose in-place calls take the one-slot fast path).
 func TestInPlacePanics(t *testing.T) {
-	c, err := Create[rec](testName(t), WithCapacity(8))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	_, c := testChan[rec](t, WithCapacity(8))
 	ctx := context.Background()
 	panics := func(f func()) (p bool) {
 		defer func() { p = recover() != nil }()
