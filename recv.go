@@ -114,8 +114,9 @@ func (c *Chan[T]) recvFunc(r *ring.Receiver, ctx context.Context, read func(*T))
 		return fmt.Errorf("%w: %q holds %s values", ErrNotRaw, c.name, c.hdr.CodecName)
 	}
 	// The fast path, as in recvOne, for a value read where it lies.
-	if b, ok := r.Fast(); (ok || r.Refresh()) && !c.raw.HasBool() {
-		if !ok {
+	if !c.raw.HasBool() { // a bool is read from a normalised copy: recvFuncSlow
+		b, ok := r.Fast()
+		if !ok && r.Refresh() {
 			b, ok = r.Fast()
 		}
 		if p, aligned := c.raw.View(b); ok && aligned && len(b) == c.raw.FixedSize() {

@@ -144,17 +144,16 @@ func (c *Chan[T]) sendFunc(s *ring.Sender, ctx context.Context, fill func(*T)) e
 	n := c.raw.FixedSize()
 	// The fast path, as in sendOne: Fast stores only past the tail, so a
 	// fill that panics leaves nothing to give back.
-	if buf, ok := s.Fast(uint64(n)); ok || s.Refresh() {
-		if !ok {
-			buf, ok = s.Fast(uint64(n))
+	buf, ok := s.Fast(uint64(n))
+	if !ok && s.Refresh() {
+		buf, ok = s.Fast(uint64(n))
+	}
+	if p, aligned := c.raw.View(buf); ok && aligned {
+		fill(p)
+		if s.PublishFast() {
+			s.Wake()
 		}
-		if p, aligned := c.raw.View(buf); ok && aligned {
-			fill(p)
-			if s.PublishFast() {
-				s.Wake()
-			}
-			return nil
-		}
+		return nil
 	}
 	buf, err := s.Reserve(ctx)
 	if err != nil {

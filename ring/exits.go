@@ -30,7 +30,7 @@ type exitWatches struct {
 	watch  func(pid int, start uint64, onExit func()) (func(), error)
 	mu     sync.Mutex
 	closed bool
-	by     map[int]exitWatch
+	by     []exitWatch // by role entry; pid 0: none
 }
 
 type exitWatch struct {
@@ -55,29 +55,26 @@ func (r *Ring) watchPeers() {
 		return
 	}
 	if w.by == nil {
-		w.by = make(map[int]exitWatch)
+		w.by = make([]exitWatch, 1+int(r.hdr.Producers)+int(r.hdr.Consumers))
 	}
-	n := 1 + int(r.hdr.Producers) + int(r.hdr.Consumers)
-	for i := 0; i < n; i++ {
+	for i := range w.by {
 		off := layout.RoleOffset(i)
 		pid := atomic.LoadUint32(word32(r.mem, off+layout.RolePID))
 		start := atomic.LoadUint64(word64(r.mem, off+layout.RoleStart))
-		old, ok := w.by[i]
-		if ok && old.pid == pid && old.start == start {
-			continue
+		old := &w.by[i]
+		if old.pid == pid && old.start == start {
+			continue // watched already, refused already, or empty as before
 		}
-		if ok && old.stop != nil {
+		if old.stop != nil {
 			old.stop()
 		}
-		delete(w.by, i)
+		*old = exitWatch{pid: pid, start: start}
 		if pid == 0 || pid == selfPID || pid > 1<<22 { // pid_max is at most 2^22
 			continue
 		}
-		stop, err := w.watch(int(pid), start, r.peerExited)
-		if err != nil {
-			stop = nil
+		if stop, err := w.watch(int(pid), start, r.peerExited); err == nil {
+			old.stop = stop
 		}
-		w.by[i] = exitWatch{pid: pid, start: start, stop: stop}
 	}
 }
 

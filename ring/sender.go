@@ -145,10 +145,7 @@ func (s *Sender) Fast(n uint64) ([]byte, bool) {
 	if s.tail-s.headCache >= s.room || n > r.maxMsg {
 		return nil, false
 	}
-	off := (s.tail & r.mask) * r.stride
-	binary.LittleEndian.PutUint32(r.data[off+layout.SlotLen:], uint32(n))
-	off += layout.SlotHeaderSize
-	return r.data[off : off+n : off+n], true
+	return r.sized(s.tail, n), true
 }
 
 // Refresh re-reads head when Fast found the cached head full, and reports
@@ -172,6 +169,16 @@ func (s *Sender) PublishFast() (wake bool) {
 
 // Wake wakes the receiver after a PublishFast that asked for it.
 func (s *Sender) Wake() { s.r.wake(&s.r.recv) }
+
+// sized stores n as the length of the slot for position pos and returns
+// its payload buffer of n bytes (n <= maxMsg, checked by the caller): the
+// slot computation of Fast and FixedSlot.
+func (r *Ring) sized(pos, n uint64) []byte {
+	off := (pos & r.mask) * r.stride
+	binary.LittleEndian.PutUint32(r.data[off+layout.SlotLen:], uint32(n))
+	off += layout.SlotHeaderSize
+	return r.data[off : off+n : off+n]
+}
 
 // payload returns the payload buffer of the slot for position pos.
 func (s *Sender) payload(pos uint64) []byte {
@@ -244,10 +251,7 @@ func (s *Sender) FixedSlot(i int, n uint64) ([]byte, bool) {
 	if n > r.maxMsg {
 		return nil, false
 	}
-	off := ((s.resLo + uint64(i)) & r.mask) * r.stride
-	binary.LittleEndian.PutUint32(r.data[off+layout.SlotLen:], uint32(n))
-	off += layout.SlotHeaderSize
-	return r.data[off : off+n : off+n], true
+	return r.sized(s.resLo+uint64(i), n), true
 }
 
 // SetLen records that the i-th reserved slot holds n bytes (n <= MaxMsg).

@@ -6,10 +6,11 @@ import (
 )
 
 // This file is the only place in the package that uses unsafe: it turns
-// bytes of the mapping into typed pointers, and makes 8-aligned buffers. Every offset passed here is a constant from package
-// layout or a slot offset computed from validated geometry, and every word is
-// naturally aligned (layout's tests assert it; the mapping is page aligned).
-// The release stores that publish values are in publish_*.go.
+// bytes of the mapping into typed pointers, and makes 8-aligned buffers.
+// Every offset passed here is a constant from package layout or a slot
+// offset computed from validated geometry, and every word is naturally
+// aligned (layout's tests assert it; the mapping is page aligned). The
+// release stores that publish values are in publish_*.go.
 
 func word32(mem []byte, off int) *uint32 {
 	_ = mem[off : off+4] // bounds check without reading (a read would race with atomics)
