@@ -44,8 +44,14 @@
 // [Object.Map] maps a prefix of the file shared and read-write after checking
 // with fstat that the file is at least that long ([ErrTooSmall] otherwise);
 // one mapping per Object at a time. If another process later shrinks the file,
-// touching the mapping past the new end raises SIGBUS, which Go reports as a
-// fatal "unexpected fault address" unless runtime/debug.SetPanicOnFault is in
+// touching the mapping past the new end raises SIGBUS. On amd64 the mapping is
+// trapped (trap_linux.go): a SIGBUS handler installed in front of the Go
+// runtime's replaces the lost pages of a registered mapping with private zero
+// pages, sets the mapping's hit word ([Object.Hit]) and lets the access go
+// on; every other SIGBUS reaches the runtime as before. The owner must read
+// the hit word after its accesses and treat a set word as a corrupt region.
+// Where there is no trap (Hit nil), the runtime reports the fault as a fatal
+// "unexpected fault address" unless runtime/debug.SetPanicOnFault is in
 // effect; callers that do not trust their peers should keep that in mind.
 //
 // [Object.Stat] also reports the blocks the file has allocated

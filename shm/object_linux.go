@@ -59,8 +59,9 @@ type Object struct {
 	path string
 
 	mu       sync.Mutex
-	fd       int    // -1 once closed
-	mem      []byte // the mapping, nil when unmapped
+	fd       int     // -1 once closed
+	mem      []byte  // the mapping, nil when unmapped
+	hit      *uint32 // the mapping's bus-error trap word; nil: not trapped
 	readOnly bool
 }
 
@@ -342,7 +343,21 @@ func (o *Object) Map(size int) ([]byte, error) {
 		return nil, fmt.Errorf("shm: map %s: mmap %d bytes: %w", o.path, size, err)
 	}
 	o.mem = mem
+	o.hit = trapRegister(mem)
 	return mem, nil
+}
+
+// Hit returns the bus-error trap word of the current mapping (see
+// trap_linux.go), or nil when the mapping is not trapped (no mapping, or
+// the trap unavailable: then a truncated mapping raises SIGBUS as usual).
+// The word becomes non-zero, once and for good, when an access past the
+// end of a file that a peer shrank found zero pages in place of the
+// region: from then on the mapping shows nothing any peer wrote. Read it
+// with sync/atomic after the accesses it is to cover.
+func (o *Object) Hit() *uint32 {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.hit
 }
 
 // Unmap removes the mapping made by Map. Without a mapping it does nothing
@@ -361,7 +376,8 @@ func (o *Object) unmapLocked() error {
 		return nil
 	}
 	mem := o.mem
-	o.mem = nil
+	o.mem, o.hit = nil, nil
+	trapUnregister(mem)
 	if err := unix.Munmap(mem); err != nil {
 		return fmt.Errorf("shm: unmap %s: %w", o.path, err)
 	}
