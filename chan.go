@@ -29,7 +29,8 @@ const fastRawMax = 64 << 10
 type Chan[T any] struct {
 	name  string
 	reg   *region.Region
-	mem   []byte // reg.Mem()
+	hit   *uint32 // the mapping's bus-error trap word (region.Hit); nil: the guard alone
+	mem   []byte  // reg.Mem()
 	hdr   layout.Header
 	ring  *ring.Ring
 	codec codec.Codec[T]
@@ -281,15 +282,15 @@ func checkRegion[T any](h layout.Header, o options, cd codec.Codec[T]) error {
 }
 
 func newChan[T any](g *region.Region, cd codec.Codec[T], o options) (_ *Chan[T], err error) {
-	defer region.Recover(&err, region.Protect())
+	defer region.Recover(g.Hit(), &err, region.Protect())
 	h := g.Header()
-	c := &Chan[T]{name: g.Name(), reg: g, mem: g.Mem(), hdr: h, codec: cd}
+	c := &Chan[T]{name: g.Name(), reg: g, mem: g.Mem(), hit: g.Hit(), hdr: h, codec: cd}
 	if rc, ok := codec.AsRaw(cd); ok && h.Flags&layout.FlagRaw != 0 {
 		c.raw = rc
 		c.wire = rc.FixedSize()
 		c.fast = !rc.HasBool() && rc.Size() == c.wire && c.wire < fastRawMax
 	}
-	cfg := ring.Config{Spin: o.spin, StuckCheck: o.stuck, Alive: c.alive, Rescue: g.Rescue, WatchExit: region.WatchExit}
+	cfg := ring.Config{Spin: o.spin, StuckCheck: o.stuck, Alive: c.alive, Rescue: g.Rescue, WatchExit: region.WatchExit, Hit: c.hit}
 	cfg.RecvBell, cfg.SendBell = g.Doorbells()
 	r, err := ring.New(c.mem, h, cfg)
 	if err != nil {
@@ -429,7 +430,7 @@ func (c *Chan[T]) named(err error) error {
 func (c *Chan[T]) CloseSend() (err error) {
 	c.smu.Lock()
 	defer c.smu.Unlock()
-	defer region.Recover(&err, region.Protect())
+	defer region.Recover(c.hit, &err, region.Protect())
 	s, err := c.sender()
 	if err != nil {
 		return err
@@ -446,7 +447,7 @@ func (c *Chan[T]) Close() (err error) {
 	// Wake this handle's sleeping calls (they return ErrClosed), then wait
 	// for every call in progress to leave before unmapping.
 	func() {
-		defer region.Recover(&err, region.Protect())
+		defer region.Recover(c.hit, &err, region.Protect())
 		c.ring.Shutdown()
 	}()
 	c.smu.Lock()
@@ -456,7 +457,7 @@ func (c *Chan[T]) Close() (err error) {
 	c.life.Lock()
 	defer c.life.Unlock()
 	func() {
-		defer region.Recover(&err, region.Protect())
+		defer region.Recover(c.hit, &err, region.Protect())
 		if c.snd != nil {
 			c.snd.Detach()
 		}
@@ -475,7 +476,7 @@ func (c *Chan[T]) Len() int {
 	}
 	defer c.life.RUnlock()
 	var err error
-	defer region.Recover(&err, region.Protect())
+	defer region.Recover(c.hit, &err, region.Protect())
 	if c.hdr.Mode == layout.ModeBroadcast {
 		// A broadcast receiver's own backlog; a handle that has not joined
 		// has none (it sees only what is sent after it joins).
@@ -500,7 +501,7 @@ func (c *Chan[T]) Stats() Stats {
 	}
 	defer c.life.RUnlock()
 	var err error
-	defer region.Recover(&err, region.Protect())
+	defer region.Recover(c.hit, &err, region.Protect())
 	return c.ring.Stats()
 }
 

@@ -2,6 +2,7 @@ package shmchan
 
 import (
 	"context"
+	"sync/atomic"
 
 	"github.com/shmchan/shmchan/internal/region"
 	"github.com/shmchan/shmchan/ring"
@@ -46,7 +47,7 @@ func (c *Chan[T]) Sender() (_ *Sender[T], err error) {
 		}
 	}()
 	old := region.Protect()
-	defer region.Recover(&err, old)
+	defer region.Recover(c.hit, &err, old)
 	s, err := c.sender()
 	if err != nil {
 		return nil, err
@@ -64,7 +65,7 @@ func (c *Chan[T]) Receiver() (_ *Receiver[T], err error) {
 		}
 	}()
 	old := region.Protect()
-	defer region.Recover(&err, old)
+	defer region.Recover(c.hit, &err, old)
 	r, err := c.receiver()
 	if err != nil {
 		return nil, err
@@ -102,13 +103,43 @@ func (c *Chan[T]) endpointErr(done bool) error {
 }
 
 // Send is Chan.Send without the lock.
-func (x *Sender[T]) Send(ctx context.Context, v T) (err error) {
+//
+// The fast path (a raw T, and a free slot by the cached head) is the whole
+// one-value send on one screen: no Go call, no defer, one release store. It
+// needs no fault guard because the mapping is trapped (c.hit, see
+// internal/region/guard.go): a peer's truncation turns the accesses below
+// into reads and writes of zero pages, and the hit word, read after them,
+// makes the call report ErrCorrupt. Everything else (a full ring by the
+// cached head, sleeping, codecs, an untrapped mapping, a released
+// endpoint) goes to send, under the guard.
+func (x *Sender[T]) Send(ctx context.Context, v T) error {
+	if c, s := x.c, x.s; c.fast && c.hit != nil && !x.done && !c.dead.Load() {
+		buf, ok := s.Fast(uint64(c.wire))
+		if !ok && s.Refresh() { // the cached head was stale, not the ring full
+			buf, ok = s.Fast(uint64(c.wire))
+		}
+		if ok {
+			storeRaw(buf, v)
+			if s.PublishFast() { // the release store of the tail
+				s.Wake()
+			}
+			if atomic.LoadUint32(c.hit) != 0 {
+				return region.Trapped()
+			}
+			return nil
+		}
+	}
+	return x.send(ctx, v)
+}
+
+// send is Send's guarded path.
+func (x *Sender[T]) send(ctx context.Context, v T) (err error) {
 	if err := x.c.endpointErr(x.done); err != nil {
 		return err
 	}
 	region.Arm()
 	done := false
-	defer region.Disarm(&err, &done)
+	defer region.Disarm(x.c.hit, &err, &done)
 	// sendOne's fast path, written out so that a hot loop's Send makes no
 	// further Go call (sendOne is over the inlining budget): a Send+Recv
 	// pair that calls sendOne and recvOne instead measured 21% slower
@@ -139,7 +170,7 @@ func (x *Sender[T]) TrySend(v T) (err error) {
 	}
 	region.Arm()
 	done := false
-	defer region.Disarm(&err, &done)
+	defer region.Disarm(x.c.hit, &err, &done)
 	err = x.c.sendOne(x.s, context.Background(), &v, false)
 	done = true
 	return err
@@ -152,7 +183,7 @@ func (x *Sender[T]) SendBatch(ctx context.Context, vs []T) (n int, err error) {
 	}
 	region.Arm()
 	done := false
-	defer region.Disarm(&err, &done)
+	defer region.Disarm(x.c.hit, &err, &done)
 	n, err = x.c.sendBatch(x.s, ctx, vs)
 	done = true
 	return n, err
@@ -165,20 +196,44 @@ func (x *Sender[T]) SendFunc(ctx context.Context, fill func(*T)) (err error) {
 	}
 	region.Arm()
 	done := false
-	defer region.Disarm(&err, &done)
+	defer region.Disarm(x.c.hit, &err, &done)
 	err = x.c.sendFunc(x.s, ctx, fill)
 	done = true
 	return err
 }
 
-// Recv is Chan.Recv without the lock.
+// Recv is Chan.Recv without the lock. Its fast path is Send's mirror (a
+// raw T of the right length in the slot by the cached tail, no guard on a
+// trapped mapping, the hit word read after the accesses); the rest is recv.
 func (x *Receiver[T]) Recv(ctx context.Context) (v T, err error) {
+	if c, r := x.c, x.r; c.fast && c.hit != nil && !x.done && !c.dead.Load() {
+		b, ok := r.Fast()
+		if !ok && r.Refresh() { // the cached tail was stale, not the ring empty
+			b, ok = r.Fast()
+		}
+		if ok && len(b) == c.wire {
+			getRaw(b, &v)
+			if r.ReleaseFast() { // the release store of the head
+				r.Wake()
+			}
+			if atomic.LoadUint32(c.hit) != 0 {
+				var zero T
+				return zero, region.Trapped()
+			}
+			return v, nil
+		}
+	}
+	return x.recv(ctx)
+}
+
+// recv is Recv's guarded path.
+func (x *Receiver[T]) recv(ctx context.Context) (v T, err error) {
 	if err := x.c.endpointErr(x.done); err != nil {
 		return v, err
 	}
 	region.Arm()
 	done := false
-	defer region.Disarm(&err, &done)
+	defer region.Disarm(x.c.hit, &err, &done)
 	// recvOne's fast path, written out (see Send).
 	if c, r := x.c, x.r; c.fast {
 		b, ok := r.Fast()
@@ -206,7 +261,7 @@ func (x *Receiver[T]) TryRecv() (v T, err error) {
 	}
 	region.Arm()
 	done := false
-	defer region.Disarm(&err, &done)
+	defer region.Disarm(x.c.hit, &err, &done)
 	err = x.c.recvOne(x.r, context.Background(), &v, false)
 	done = true
 	return v, err
@@ -219,7 +274,7 @@ func (x *Receiver[T]) RecvBatch(ctx context.Context, vs []T) (n int, err error) 
 	}
 	region.Arm()
 	done := false
-	defer region.Disarm(&err, &done)
+	defer region.Disarm(x.c.hit, &err, &done)
 	n, err = x.c.recvBatch(x.r, ctx, vs)
 	done = true
 	return n, err
@@ -232,7 +287,7 @@ func (x *Receiver[T]) RecvFunc(ctx context.Context, read func(*T)) (err error) {
 	}
 	region.Arm()
 	done := false
-	defer region.Disarm(&err, &done)
+	defer region.Disarm(x.c.hit, &err, &done)
 	err = x.c.recvFunc(x.r, ctx, read)
 	done = true
 	return err

@@ -4,15 +4,16 @@ import (
 	"context"
 	"os"
 	"runtime/debug"
+	"sync/atomic"
 	"testing"
 	"time"
 )
 
 // TestEndpointTruncated: a peer truncates the region under live exclusive
-// endpoints. Every endpoint method returns ErrCorrupt (the fault guard of
-// the endpoints' hot paths turns the memory fault into an error, the
-// process does not crash), also when the endpoint is used from another
-// goroutine than the one that took it, and Release puts back the
+// endpoints. Every endpoint method returns ErrCorrupt (the trap's hit word,
+// or the fault guard where there is no trap, turns the memory fault into an
+// error; the process does not crash), also when the endpoint is used from
+// another goroutine than the one that took it, and Release puts back the
 // goroutine's panic-on-fault setting.
 func TestEndpointTruncated(t *testing.T) {
 	skipUnderRace(t)
@@ -77,5 +78,59 @@ func TestEndpointTruncated(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestEndpointTrappedFastPaths: on a trapped mapping the endpoints' fast
+// paths run without the guard, so each must read the hit word itself. After
+// a truncation, the sender's calls write into the zero pages that replaced
+// the lost ones (only this process sees them) and fail; a receiver whose
+// cached tail then covers those slots would find whole values there on its
+// fast path. Every one of those calls must fail too: a value from a page no
+// peer can see was never sent.
+func TestEndpointTrappedFastPaths(t *testing.T) {
+	name := testName(t)
+	c, err := Create[rec](name, WithCapacity(1024))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if c.hit == nil {
+		t.Skip("the mapping is not trapped on this platform")
+	}
+	tx, err := c.Sender()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Release()
+	rx, err := c.Receiver()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rx.Release()
+	ctx := context.Background()
+	for i := uint64(0); i < 4; i++ { // warm both sides; everything received
+		if err := tx.Send(ctx, mkrec(i)); err != nil {
+			t.Fatal(err)
+		}
+		if v, err := rx.Recv(ctx); err != nil || v != mkrec(i) {
+			t.Fatal(v, err)
+		}
+	}
+	if err := os.Truncate(shmPath(name), 0); err != nil {
+		t.Fatal(err)
+	}
+	for i := uint64(4); i < 12; i++ {
+		allow(t, "Send after the cut", tx.Send(ctx, mkrec(i)), ErrCorrupt)
+	}
+	for i := 0; i < 12; i++ {
+		v, err := rx.Recv(ctx)
+		allow(t, "Recv after the cut", err, ErrCorrupt)
+		if err == nil {
+			t.Fatalf("Recv after the cut returned %+v from a page only this process sees", v)
+		}
+	}
+	if atomic.LoadUint32(c.hit) == 0 {
+		t.Fatal("the hit word was not set")
 	}
 }

@@ -12,6 +12,12 @@ func putRaw[T any](dst []byte, v *T) {
 	*(*T)(unsafe.Pointer(unsafe.SliceData(dst))) = *v
 }
 
+// storeRaw is putRaw for a value that is not addressed: v can then stay in
+// registers, where &v would make the caller store it to its stack first.
+func storeRaw[T any](dst []byte, v T) {
+	*(*T)(unsafe.Pointer(unsafe.SliceData(dst))) = v
+}
+
 func getRaw[T any](src []byte, v *T) {
 	*v = *(*T)(unsafe.Pointer(unsafe.SliceData(src)))
 }

@@ -57,6 +57,12 @@ type Config struct {
 	// the end of their bounded sleep. Nil: no watches (sleeps stay
 	// bounded by MaxSleep).
 	WatchExit func(pid int, start uint64, onExit func()) (stop func(), err error)
+	// Hit is the mapping's bus-error trap word (shm.Object.Hit): non-zero
+	// once a peer's truncation was answered with zero pages. A blocked
+	// call checks it each time round its wait loop and returns ErrCorrupt,
+	// instead of waiting on zero pages nobody else sees. Nil: not trapped
+	// (the caller's fault guard turns the fault into ErrCorrupt).
+	Hit *uint32
 }
 
 // Ring is one handle's view of the ring inside a mapped region: the shared
@@ -81,6 +87,7 @@ type Ring struct {
 	alive    func(int) (bool, error)
 	rescue   func() (func(), bool, error)
 	exits    exitWatches
+	hit      *uint32 // Config.Hit
 
 	tail, head                 *uint64
 	senderWakes, receiverWakes *uint64
@@ -126,6 +133,7 @@ func New(mem []byte, h layout.Header, cfg Config) (*Ring, error) {
 		alive:    cfg.Alive,
 		rescue:   cfg.Rescue,
 		exits:    exitWatches{watch: cfg.WatchExit},
+		hit:      cfg.Hit,
 
 		tail:          word64(mem, layout.OffTail),
 		head:          word64(mem, layout.OffHead),

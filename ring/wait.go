@@ -166,6 +166,9 @@ func (r *Ring) await(ctx context.Context, s *side, mark *uint32, check func() (r
 		// before it had published whatever it published before the
 		// re-check below.
 		r.watchPeers()
+		if r.trapped() {
+			return corruptf("memory fault: the region was truncated under its mapping (answered with zero pages)")
+		}
 		seq := atomic.LoadUint32(s.seq)
 		if s.oneSleeper {
 			if seq == math.MaxUint32 { // 1+seq must not be 0, "nobody waits"
@@ -245,6 +248,9 @@ func (r *Ring) await(ctx context.Context, s *side, mark *uint32, check func() (r
 		}
 	}
 }
+
+// trapped reports whether the mapping's trap word is set (Config.Hit).
+func (r *Ring) trapped() bool { return r.hit != nil && atomic.LoadUint32(r.hit) != 0 }
 
 // errSleep is spinFor's "go to sleep now".
 var errSleep = &sleepSignal{}

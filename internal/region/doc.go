@@ -7,9 +7,13 @@
 //   - role entries and their OFD locks: TakeRole, DropRole, Alive, Held;
 //   - the WaitMQ doorbells (/<name>.rx and /<name>.tx), created with the
 //     region's mode, refused when another user owns them, removed by Unlink;
-//   - the fault guard (Protect, Recover): a peer that truncates the file
-//     under a mapping makes the next access fault, which becomes ErrCorrupt
-//     instead of killing the process;
+//   - faults: a peer that truncates the file under a mapping makes the next
+//     access fault, which becomes ErrCorrupt instead of killing the process.
+//     On amd64 the mapping is trapped (shm's SIGBUS handler answers the
+//     fault with zero pages and sets the mapping's hit word, Region.Hit;
+//     Hit, Trapped), so a hot path needs no guard, only a look at the word
+//     after its accesses; elsewhere the guard (Protect and Recover, Arm and
+//     Disarm: SetPanicOnFault and a deferred recover) does it. See guard.go;
 //   - View: a read-only snapshot (file, stored header, validated header,
 //     counters, role entries with liveness, doorbells) for tools, read
 //     through the same code the library uses.

@@ -1,18 +1,34 @@
 package region
 
 import (
+	"errors"
 	"fmt"
 	"runtime/debug"
+	"sync/atomic"
 
 	"github.com/shmchan/shmchan/layout"
+	"github.com/shmchan/shmchan/ring"
 )
 
 // Shared memory can vanish under a mapping: a peer that ftruncates the
 // region makes the kernel deliver SIGBUS on the next access past the new
-// end, which would kill the process. Every call that touches the mapping
-// runs between Protect and Recover: the runtime turns such a fault into a
-// panic in the faulting goroutine, and Recover turns that panic into
-// ErrCorrupt. Any other panic (a user callback's, say) goes on unchanged.
+// end, which would kill the process. Two mechanisms turn that into
+// ErrCorrupt:
+//
+//   - The trap (shm/trap_linux.go, amd64): a fault inside a mapping made
+//     by shm.Object.Map is answered with zero pages and sets the mapping's
+//     hit word (Region.Hit). Nothing panics; the call that touched the
+//     mapping checks the word afterwards and reports ErrCorrupt
+//     (Trapped). The hot paths rely on this alone.
+//   - The guard, for mappings without a hit word (other architectures, or
+//     the trap not installable): every call that touches the mapping runs
+//     between Protect and Recover (or Arm and Disarm); the runtime turns
+//     the fault into a panic in the faulting goroutine, and Recover turns
+//     that panic into ErrCorrupt. Any other panic (a user callback's, say)
+//     goes on unchanged.
+//
+// Recover and Disarm also check the hit word they are given, so a call
+// under the guard reports a trapped fault the same way.
 
 // Protect makes memory faults in this goroutine panic instead of crashing
 // the process. It returns the previous setting, for Recover.
@@ -22,11 +38,12 @@ func Protect() bool { return debug.SetPanicOnFault(true) }
 // panicking because of a memory fault, stops the panic and stores an error
 // wrapping ErrCorrupt in *err. It must be called directly by a deferred
 // function (or be one).
-func Recover(err *error, old bool) {
+func Recover(hit *uint32, err *error, old bool) {
 	debug.SetPanicOnFault(old)
 	if r := recover(); r != nil {
 		*err = fault(r)
 	}
+	trapped(hit, err)
 }
 
 // The exclusive endpoints' hot paths pay for less: Arm turns the setting
@@ -37,7 +54,7 @@ func Recover(err *error, old bool) {
 //
 //	region.Arm()
 //	done := false
-//	defer region.Disarm(&err, &done)
+//	defer region.Disarm(hit, &err, &done)
 //	err = ... // touches the mapping
 //	done = true
 //	return err
@@ -48,12 +65,34 @@ func Arm() { debug.SetPanicOnFault(true) }
 // Disarm is Arm's deferred half: unless *done, it stops a memory-fault
 // panic and stores an error wrapping ErrCorrupt in *err; any other panic
 // goes on. It must be called directly by a deferred function (or be one).
-func Disarm(err *error, done *bool) {
-	if *done {
-		return
+func Disarm(hit *uint32, err *error, done *bool) {
+	if !*done {
+		if r := recover(); r != nil {
+			*err = fault(r)
+		}
 	}
-	if r := recover(); r != nil {
-		*err = fault(r)
+	trapped(hit, err)
+}
+
+// Hit reports whether the trap has answered a fault in the mapping whose
+// hit word this is (nil: not trapped, false).
+func Hit(hit *uint32) bool { return hit != nil && atomic.LoadUint32(hit) != 0 }
+
+// Trapped is the error of a call that touched a mapping after the trap had
+// answered a fault in it.
+func Trapped() error {
+	return fmt.Errorf("%w: memory fault: the region was truncated under its mapping (answered with zero pages)", layout.ErrCorrupt)
+}
+
+// trapped replaces *err with Trapped when the mapping's hit word is set:
+// whatever the call read since came from zero pages, not from a peer. The
+// trap is for good: every later call on the mapping fails the same way,
+// since the pages past the cut now hold only what this process wrote. An
+// ErrClosed stays (the handle was closed, or the closed bit was seen in a
+// page that is still the file's).
+func trapped(hit *uint32, err *error) {
+	if Hit(hit) && !errors.Is(*err, ring.ErrClosed) {
+		*err = Trapped()
 	}
 }
 

@@ -43,7 +43,7 @@ type Options struct {
 // ready word is not set: the caller attaches, then calls Publish. On a later
 // failure the caller calls Discard.
 func Create(name string, h layout.Header, o Options) (_ *Region, err error) {
-	defer Recover(&err, Protect()) // a peer truncating the file under us
+	defer Recover(nil, &err, Protect()) // a peer truncating the file under us (a trapped fault: checked below)
 	obj, err := shm.Create(name, int64(h.TotalSize), shm.Options{Perm: o.Perm})
 	if err != nil {
 		return nil, err
@@ -55,6 +55,11 @@ func Create(name string, h layout.Header, o Options) (_ *Region, err error) {
 		return nil, err
 	}
 	h.Encode(mem)
+	if Hit(obj.Hit()) {
+		obj.Close()
+		shm.Unlink(name)
+		return nil, Trapped()
+	}
 	g := &Region{name: name, obj: obj, mem: mem, hdr: h}
 	if h.Wait == layout.WaitMQ {
 		perm := o.Perm
@@ -73,7 +78,7 @@ func Create(name string, h layout.Header, o Options) (_ *Region, err error) {
 // Publish stores the ready word, last: everything else of the region is
 // written, and openers wait for this word.
 func (g *Region) Publish() (err error) {
-	defer Recover(&err, Protect())
+	defer Recover(g.Hit(), &err, Protect())
 	atomic.StoreUint32(word32(g.mem, layout.OffReady), layout.ReadyValue) // SYNC POINT "ready" (release half)
 	return nil
 }
@@ -90,7 +95,7 @@ func (g *Region) Discard() {
 // or ready word not set), validates the header as FORMAT.md says, and opens
 // the doorbells in WaitMQ mode.
 func Open(name string, o Options) (_ *Region, err error) {
-	defer Recover(&err, Protect())
+	defer Recover(nil, &err, Protect()) // a trapped fault: checked below
 	obj, err := shm.Open(name, shm.Options{AllowForeignOwner: o.AllowForeignOwner})
 	if err != nil {
 		return nil, err
@@ -132,6 +137,10 @@ func mapReady(obj *shm.Object) ([]byte, layout.Header, error) {
 			}
 			// SYNC POINT "ready" (acquire half).
 			for atomic.LoadUint32(word32(mem, layout.OffReady)) != layout.ReadyValue {
+				if Hit(obj.Hit()) {
+					obj.Unmap()
+					return nil, layout.Header{}, Trapped()
+				}
 				if time.Now().After(deadline) {
 					obj.Unmap()
 					return nil, layout.Header{}, fmt.Errorf("%w: region not ready after %v (creator died, or not a shmchan region)", layout.ErrCorrupt, ReadyWait)
@@ -139,6 +148,9 @@ func mapReady(obj *shm.Object) ([]byte, layout.Header, error) {
 				time.Sleep(time.Millisecond)
 			}
 			h, err := layout.Validate(mem, st.Size)
+			if err == nil && Hit(obj.Hit()) {
+				err = Trapped()
+			}
 			if err != nil {
 				obj.Unmap()
 				return nil, h, err
@@ -160,6 +172,10 @@ func (g *Region) Header() layout.Header { return g.hdr }
 
 // Mem returns the mapping (g.Header().TotalSize bytes at least).
 func (g *Region) Mem() []byte { return g.mem }
+
+// Hit returns the mapping's bus-error trap word (see guard.go), nil when
+// the mapping is not trapped and faults need the guard.
+func (g *Region) Hit() *uint32 { return g.obj.Hit() }
 
 // Doorbells returns the receiver's and the senders' doorbells in WaitMQ
 // mode, nil otherwise.

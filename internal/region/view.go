@@ -173,7 +173,7 @@ func (v *View) Name() string { return v.name }
 // truncated under the mapping (the memory fault is caught). singleSender
 // says the senders' waiting word is a flag (SPSC), not a count.
 func (v *View) Stats(singleSender bool) (st ring.Stats, err error) {
-	defer Recover(&err, Protect())
+	defer Recover(v.obj.Hit(), &err, Protect())
 	st, ok := ring.ReadStats(v.mem, singleSender)
 	if !ok {
 		return st, fmt.Errorf("%w: file too short for the counters", layout.ErrCorrupt)
@@ -201,7 +201,7 @@ func (v *View) Entry(i int) (e ring.Entry, err error) {
 	if i < 0 || i >= maxEntries {
 		return e, fmt.Errorf("region: role entry %d: %w", i, fs.ErrInvalid)
 	}
-	defer Recover(&err, Protect())
+	defer Recover(v.obj.Hit(), &err, Protect())
 	e, ok := ring.ReadEntry(v.mem, i)
 	if !ok {
 		return e, fmt.Errorf("%w: file too short for role entry %d", layout.ErrCorrupt, i)
@@ -212,7 +212,7 @@ func (v *View) Entry(i int) (e ring.Entry, err error) {
 // FanOut reads the work queue's claim head and the broadcast lagged count
 // alone (for watching), as Stats reads the counters.
 func (v *View) FanOut() (claimHead, lagged uint64, err error) {
-	defer Recover(&err, Protect())
+	defer Recover(v.obj.Hit(), &err, Protect())
 	if len(v.mem) < layout.OffLagged+8 {
 		return 0, 0, fmt.Errorf("%w: file too short for the counters", layout.ErrCorrupt)
 	}
@@ -259,9 +259,12 @@ func (v *View) Snapshot() (s Snapshot, err error) {
 			s.Err = fault
 		}
 	}()
-	defer Recover(&fault, Protect())
+	defer Recover(v.obj.Hit(), &fault, Protect())
 	mem := v.mem
 	if len(mem) < len(layout.Magic) || string(mem[:len(layout.Magic)]) != layout.Magic {
+		if Hit(v.obj.Hit()) { // zero pages in place of the magic: Recover reports the fault
+			return s, nil
+		}
 		return Snapshot{}, ErrNotRegion
 	}
 	if len(mem) < layout.HeaderSize {
