@@ -5,8 +5,8 @@ package bench
 //
 // A value of n bytes is n/8 little-endian uint64 words (every size the bench
 // uses is a multiple of 8; the shmchan rows use [n/8]uint64 arrays, a raw
-// type, so they travel as their bytes). For the value with sequence number
-// seq:
+// type, so they travel as their bytes; at 16 bytes a struct of two uint64,
+// see pair). For the value with sequence number seq:
 //
 //	word 0      seq
 //	word n/2    ^seq                      (values of 4 words or more)
