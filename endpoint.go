@@ -15,13 +15,17 @@ import (
 // several goroutines share a handle. A Sender is not safe for concurrent
 // use. While it is held, the handle's own send methods (and Close) wait.
 //
-// The fault guard (a peer that truncates the region turns the next access
-// into ErrCorrupt, not a crash) is cheaper here than in Chan's methods: an
-// endpoint's calls turn the calling goroutine's panic-on-fault setting
-// (runtime/debug.SetPanicOnFault) on and leave it on, instead of restoring
-// it on every return. Release puts back the setting that the goroutine
-// that called Chan.Sender had (on the goroutine that calls Release, usually
-// the same one). The same holds for Receiver.
+// A peer that truncates the region turns the next access into ErrCorrupt,
+// not a crash. Where the mapping is trapped (amd64, see
+// internal/region/guard.go) Send's and Recv's fast paths need nothing for
+// that but a look at the trap's hit word. Every other path, and every path
+// on an untrapped mapping, runs under the fault guard, which is cheaper
+// here than in Chan's methods: an endpoint's calls turn the calling
+// goroutine's panic-on-fault setting (runtime/debug.SetPanicOnFault) on and
+// leave it on, instead of restoring it on every return. Release puts back
+// the setting that the goroutine that called Chan.Sender had (on the
+// goroutine that calls Release, usually the same one). The same holds for
+// Receiver.
 type Sender[T any] struct {
 	c    *Chan[T]
 	s    *ring.Sender
@@ -132,7 +136,8 @@ func (x *Sender[T]) Send(ctx context.Context, v T) error {
 	return x.send(ctx, v)
 }
 
-// send is Send's guarded path.
+// send is Send's guarded path: sendOne (the same fast path for an
+// untrapped mapping, then the slow one) under the fault guard.
 func (x *Sender[T]) send(ctx context.Context, v T) (err error) {
 	if err := x.c.endpointErr(x.done); err != nil {
 		return err
@@ -140,24 +145,6 @@ func (x *Sender[T]) send(ctx context.Context, v T) (err error) {
 	region.Arm()
 	done := false
 	defer region.Disarm(x.c.hit, &err, &done)
-	// sendOne's fast path, written out so that a hot loop's Send makes no
-	// further Go call (sendOne is over the inlining budget): a Send+Recv
-	// pair that calls sendOne and recvOne instead measured 21% slower
-	// (go test -bench Pair16, 31.7 against 38.4 ns, p=0.019).
-	if c, s := x.c, x.s; c.fast {
-		buf, ok := s.Fast(uint64(c.wire))
-		if !ok && s.Refresh() {
-			buf, ok = s.Fast(uint64(c.wire))
-		}
-		if ok {
-			putRaw(buf, &v)
-			if s.PublishFast() {
-				s.Wake()
-			}
-			done = true
-			return nil
-		}
-	}
 	err = x.c.sendOne(x.s, ctx, &v, true)
 	done = true
 	return err
@@ -226,7 +213,8 @@ func (x *Receiver[T]) Recv(ctx context.Context) (v T, err error) {
 	return x.recv(ctx)
 }
 
-// recv is Recv's guarded path.
+// recv is Recv's guarded path: recvOne (the same fast path for an
+// untrapped mapping, then the slow one) under the fault guard.
 func (x *Receiver[T]) recv(ctx context.Context) (v T, err error) {
 	if err := x.c.endpointErr(x.done); err != nil {
 		return v, err
@@ -234,21 +222,6 @@ func (x *Receiver[T]) recv(ctx context.Context) (v T, err error) {
 	region.Arm()
 	done := false
 	defer region.Disarm(x.c.hit, &err, &done)
-	// recvOne's fast path, written out (see Send).
-	if c, r := x.c, x.r; c.fast {
-		b, ok := r.Fast()
-		if !ok && r.Refresh() {
-			b, ok = r.Fast()
-		}
-		if ok && len(b) == c.wire {
-			getRaw(b, &v)
-			if r.ReleaseFast() {
-				r.Wake()
-			}
-			done = true
-			return v, nil
-		}
-	}
 	err = x.c.recvOne(x.r, ctx, &v, true)
 	done = true
 	return v, err
