@@ -2,6 +2,7 @@ package shmchan
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"runtime/debug"
 	"sync/atomic"
@@ -132,5 +133,98 @@ func TestEndpointTrappedFastPaths(t *testing.T) {
 	}
 	if atomic.LoadUint32(c.hit) == 0 {
 		t.Fatal("the hit word was not set")
+	}
+}
+
+// TestTruncateUnderLoad: the file is cut while a sender and a receiver
+// goroutine move values as fast as they can (in futex mode, so either may
+// also be asleep), and a third goroutine reads Stats and Len. Faults then
+// arrive on several threads at once, in the fast paths and the slow ones.
+// Every goroutine must end with ErrCorrupt within a second: no crash, no
+// hang, and no value after the cut that was not sent before it.
+func TestTruncateUnderLoad(t *testing.T) {
+	skipUnderRace(t)
+	for _, cut := range []int64{0, 4096} {
+		t.Run(fmt.Sprint(cut), func(t *testing.T) {
+			name := testName(t)
+			c, err := Create[rec](name, WithCapacity(256))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			tx, err := c.Sender()
+			if err != nil {
+				t.Fatal(err)
+			}
+			rx, err := c.Receiver()
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			var sent, got atomic.Uint64
+			errs := make(chan error, 3)
+			stop := make(chan struct{})
+			go func() {
+				defer tx.Release()
+				for i := uint64(0); ; i++ {
+					if err := tx.Send(ctx, mkrec(i)); err != nil {
+						errs <- fmt.Errorf("Send: %w", err)
+						return
+					}
+					sent.Store(i + 1)
+				}
+			}()
+			go func() {
+				defer rx.Release()
+				for i := uint64(0); ; i++ {
+					v, err := rx.Recv(ctx)
+					if err != nil {
+						errs <- fmt.Errorf("Recv: %w", err)
+						return
+					}
+					if v != mkrec(i) {
+						errs <- fmt.Errorf("Recv: value %d is %+v", i, v)
+						return
+					}
+					got.Store(i + 1)
+				}
+			}()
+			go func() {
+				for {
+					select {
+					case <-stop:
+						errs <- nil
+						return
+					default:
+						c.Stats()
+						c.Len()
+					}
+				}
+			}()
+			for got.Load() < 10000 {
+				time.Sleep(time.Millisecond)
+			}
+			if err := os.Truncate(shmPath(name), cut); err != nil {
+				t.Fatal(err)
+			}
+			at := time.Now()
+			for i := 0; i < 2; i++ {
+				select {
+				case err := <-errs:
+					allow(t, "a loop after the cut", err, ErrCorrupt)
+				case <-time.After(time.Second):
+					t.Fatalf("a loop still running 1 s after the cut (sent %d, received %d)", sent.Load(), got.Load())
+				}
+			}
+			t.Logf("cut at %d bytes: both loops ended %v after it; %d sent, %d received", cut, time.Since(at), sent.Load(), got.Load())
+			close(stop)
+			if err := <-errs; err != nil {
+				t.Fatal(err)
+			}
+			if got.Load() > sent.Load()+1 {
+				t.Errorf("received %d, sent %d", got.Load(), sent.Load())
+			}
+		})
 	}
 }
