@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"os/exec"
+	"os/signal"
 	"runtime"
 	"runtime/debug"
 	"strings"
@@ -204,4 +205,35 @@ func TestTrapTableFull(t *testing.T) {
 		t.Fatal("a freed entry was not used again")
 	}
 	mine[0] = m
+}
+
+// TestTrapStaysInstalled: the runtime leaves a SIGBUS handler alone after
+// start-up, also when the program asks os/signal for SIGBUS (it cannot be
+// notified of it) or ignores and resets it, so the trap stays in front.
+func TestTrapStaysInstalled(t *testing.T) {
+	trapped(t)
+	trapOnce.Do(installTrap)
+	if !trapOK {
+		t.Fatal("the trap is not installed")
+	}
+	current := func() uintptr {
+		var cur sigactiont
+		if err := rtSigaction(int(unix.SIGBUS), nil, &cur); err != nil {
+			t.Fatal(err)
+		}
+		return cur.handler
+	}
+	if h := current(); h != trapHandlerPC() {
+		t.Fatalf("SIGBUS handler %#x, want the trap's %#x", h, trapHandlerPC())
+	}
+	c := make(chan os.Signal, 1)
+	signal.Notify(c, unix.SIGBUS)
+	if h := current(); h != trapHandlerPC() {
+		t.Errorf("after signal.Notify(SIGBUS): handler %#x, want the trap's", h)
+	}
+	signal.Stop(c)
+	signal.Reset(unix.SIGBUS)
+	if h := current(); h != trapHandlerPC() {
+		t.Errorf("after signal.Stop and Reset: handler %#x, want the trap's", h)
+	}
 }
