@@ -282,7 +282,8 @@ func checkRegion[T any](h layout.Header, o options, cd codec.Codec[T]) error {
 }
 
 func newChan[T any](g *region.Region, cd codec.Codec[T], o options) (_ *Chan[T], err error) {
-	defer region.Recover(g.Hit(), &err, region.Protect())
+	hit := g.Hit()
+	defer region.Recover(hit, &err, region.Guard(hit))
 	h := g.Header()
 	c := &Chan[T]{name: g.Name(), reg: g, mem: g.Mem(), hit: g.Hit(), hdr: h, codec: cd}
 	if rc, ok := codec.AsRaw(cd); ok && h.Flags&layout.FlagRaw != 0 {
@@ -430,7 +431,7 @@ func (c *Chan[T]) named(err error) error {
 func (c *Chan[T]) CloseSend() (err error) {
 	c.smu.Lock()
 	defer c.smu.Unlock()
-	defer region.Recover(c.hit, &err, region.Protect())
+	defer region.Recover(c.hit, &err, region.Guard(c.hit))
 	s, err := c.sender()
 	if err != nil {
 		return err
@@ -447,7 +448,7 @@ func (c *Chan[T]) Close() (err error) {
 	// Wake this handle's sleeping calls (they return ErrClosed), then wait
 	// for every call in progress to leave before unmapping.
 	func() {
-		defer region.Recover(c.hit, &err, region.Protect())
+		defer region.Recover(c.hit, &err, region.Guard(c.hit))
 		c.ring.Shutdown()
 	}()
 	c.smu.Lock()
@@ -457,7 +458,7 @@ func (c *Chan[T]) Close() (err error) {
 	c.life.Lock()
 	defer c.life.Unlock()
 	func() {
-		defer region.Recover(c.hit, &err, region.Protect())
+		defer region.Recover(c.hit, &err, region.Guard(c.hit))
 		if c.snd != nil {
 			c.snd.Detach()
 		}
@@ -476,7 +477,7 @@ func (c *Chan[T]) Len() int {
 	}
 	defer c.life.RUnlock()
 	var err error
-	defer region.Recover(c.hit, &err, region.Protect())
+	defer region.Recover(c.hit, &err, region.Guard(c.hit))
 	if c.hdr.Mode == layout.ModeBroadcast {
 		// A broadcast receiver's own backlog; a handle that has not joined
 		// has none (it sees only what is sent after it joins).
@@ -501,7 +502,7 @@ func (c *Chan[T]) Stats() Stats {
 	}
 	defer c.life.RUnlock()
 	var err error
-	defer region.Recover(c.hit, &err, region.Protect())
+	defer region.Recover(c.hit, &err, region.Guard(c.hit))
 	return c.ring.Stats()
 }
 

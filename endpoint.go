@@ -30,7 +30,7 @@ type Sender[T any] struct {
 	c    *Chan[T]
 	s    *ring.Sender
 	done bool
-	old  bool // the creating goroutine's panic-on-fault setting, for Release
+	old  region.Saved // the creating goroutine's panic-on-fault setting, for Release
 }
 
 // Receiver is the receiving counterpart of Sender.
@@ -38,7 +38,7 @@ type Receiver[T any] struct {
 	c    *Chan[T]
 	r    *ring.Receiver
 	done bool
-	old  bool
+	old  region.Saved
 }
 
 // Sender takes the sender role (as the first send would) and returns the

@@ -62,7 +62,7 @@ func BenchmarkPair16(b *testing.B) {
 				b.Fatal(v, err)
 			}
 		}
-		region.Restore(false)
+		region.Restore(region.SavedOff)
 	})
 	b.Run("endpoints", func(b *testing.B) {
 		c, err := Create[rec](testName(b), WithCapacity(1024))

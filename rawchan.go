@@ -195,7 +195,7 @@ func (r *RawChan) hold(ctx context.Context, max int, block, more bool, take func
 // three defers were not: go build -gcflags=-d=defer).
 func (r *RawChan) scan(ctx context.Context, max int, block, more bool, take func(uint64, []byte) error, keep *int) (n int, err error) {
 	c := r.c
-	defer region.Recover(r.c.hit, &err, region.Protect())
+	defer region.Recover(r.c.hit, &err, region.Guard(r.c.hit))
 	rv, err := c.receiver()
 	if err != nil {
 		return 0, err
@@ -281,7 +281,7 @@ func (r *RawChan) Release(n int) (err error) {
 	c := r.c
 	c.rmu.Lock()
 	defer c.rmu.Unlock()
-	defer region.Recover(r.c.hit, &err, region.Protect())
+	defer region.Recover(r.c.hit, &err, region.Guard(r.c.hit))
 	if n == 0 {
 		return nil
 	}

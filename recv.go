@@ -175,7 +175,7 @@ func releaseFast(r *ring.Receiver) {
 func (c *Chan[T]) Recv(ctx context.Context) (v T, err error) {
 	c.rmu.Lock()
 	defer c.rmu.Unlock()
-	defer region.Recover(c.hit, &err, region.Protect())
+	defer region.Recover(c.hit, &err, region.Guard(c.hit))
 	r, err := c.receiver()
 	if err != nil {
 		return v, err
@@ -189,7 +189,7 @@ func (c *Chan[T]) Recv(ctx context.Context) (v T, err error) {
 func (c *Chan[T]) TryRecv() (v T, err error) {
 	c.rmu.Lock()
 	defer c.rmu.Unlock()
-	defer region.Recover(c.hit, &err, region.Protect())
+	defer region.Recover(c.hit, &err, region.Guard(c.hit))
 	r, err := c.receiver()
 	if err != nil {
 		return v, err
@@ -205,7 +205,7 @@ func (c *Chan[T]) TryRecv() (v T, err error) {
 func (c *Chan[T]) RecvBatch(ctx context.Context, vs []T) (n int, err error) {
 	c.rmu.Lock()
 	defer c.rmu.Unlock()
-	defer region.Recover(c.hit, &err, region.Protect())
+	defer region.Recover(c.hit, &err, region.Guard(c.hit))
 	r, err := c.receiver()
 	if err != nil {
 		return 0, err
@@ -222,7 +222,7 @@ func (c *Chan[T]) RecvBatch(ctx context.Context, vs []T) (n int, err error) {
 func (c *Chan[T]) RecvFunc(ctx context.Context, read func(*T)) (err error) {
 	c.rmu.Lock()
 	defer c.rmu.Unlock()
-	defer region.Recover(c.hit, &err, region.Protect())
+	defer region.Recover(c.hit, &err, region.Guard(c.hit))
 	r, err := c.receiver()
 	if err != nil {
 		return err

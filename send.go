@@ -183,7 +183,7 @@ func (c *Chan[T]) sendFunc(s *ring.Sender, ctx context.Context, fill func(*T)) e
 func (c *Chan[T]) Send(ctx context.Context, v T) (err error) {
 	c.smu.Lock()
 	defer c.smu.Unlock()
-	defer region.Recover(c.hit, &err, region.Protect())
+	defer region.Recover(c.hit, &err, region.Guard(c.hit))
 	s, err := c.sender()
 	if err != nil {
 		return err
@@ -195,7 +195,7 @@ func (c *Chan[T]) Send(ctx context.Context, v T) (err error) {
 func (c *Chan[T]) TrySend(v T) (err error) {
 	c.smu.Lock()
 	defer c.smu.Unlock()
-	defer region.Recover(c.hit, &err, region.Protect())
+	defer region.Recover(c.hit, &err, region.Guard(c.hit))
 	s, err := c.sender()
 	if err != nil {
 		return err
@@ -211,7 +211,7 @@ func (c *Chan[T]) TrySend(v T) (err error) {
 func (c *Chan[T]) SendBatch(ctx context.Context, vs []T) (sent int, err error) {
 	c.smu.Lock()
 	defer c.smu.Unlock()
-	defer region.Recover(c.hit, &err, region.Protect())
+	defer region.Recover(c.hit, &err, region.Guard(c.hit))
 	s, err := c.sender()
 	if err != nil {
 		return 0, err
@@ -230,7 +230,7 @@ func (c *Chan[T]) SendBatch(ctx context.Context, vs []T) (sent int, err error) {
 func (c *Chan[T]) SendFunc(ctx context.Context, fill func(*T)) (err error) {
 	c.smu.Lock()
 	defer c.smu.Unlock()
-	defer region.Recover(c.hit, &err, region.Protect())
+	defer region.Recover(c.hit, &err, region.Guard(c.hit))
 	s, err := c.sender()
 	if err != nil {
 		return err

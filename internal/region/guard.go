@@ -30,18 +30,47 @@ import (
 // Recover and Disarm also check the hit word they are given, so a call
 // under the guard reports a trapped fault the same way.
 
+// Saved is the goroutine's panic-on-fault setting as Protect or Guard
+// found it, for Recover and Restore: SavedOff, SavedOn, or Untouched when
+// Guard left it alone.
+type Saved int8
+
+const (
+	SavedOff  Saved = 0
+	SavedOn   Saved = 1
+	Untouched Saved = -1
+)
+
 // Protect makes memory faults in this goroutine panic instead of crashing
 // the process. It returns the previous setting, for Recover.
-func Protect() bool { return debug.SetPanicOnFault(true) }
+func Protect() Saved {
+	if debug.SetPanicOnFault(true) {
+		return SavedOn
+	}
+	return SavedOff
+}
+
+// Guard is Protect for a call on the mapping whose hit word is hit: a
+// trapped mapping (hit not nil) cannot fault, so the setting is left alone
+// (Untouched) and Recover only reads the word. Two runtime calls fewer.
+func Guard(hit *uint32) Saved {
+	if hit != nil {
+		return Untouched
+	}
+	return Protect()
+}
 
 // Recover restores the setting Protect returned and, if the goroutine is
 // panicking because of a memory fault, stops the panic and stores an error
-// wrapping ErrCorrupt in *err. It must be called directly by a deferred
-// function (or be one).
-func Recover(hit *uint32, err *error, old bool) {
-	debug.SetPanicOnFault(old)
-	if r := recover(); r != nil {
-		*err = fault(r)
+// wrapping ErrCorrupt in *err; then it checks the hit word. After Guard's
+// Untouched it only checks the word (any panic goes on as it is). It must
+// be called directly by a deferred function (or be one).
+func Recover(hit *uint32, err *error, old Saved) {
+	if old != Untouched {
+		debug.SetPanicOnFault(old == SavedOn)
+		if r := recover(); r != nil {
+			*err = fault(r)
+		}
 	}
 	trapped(hit, err)
 }
@@ -96,9 +125,13 @@ func trapped(hit *uint32, err *error) {
 	}
 }
 
-// Restore sets this goroutine's panic-on-fault setting to old (what
-// Protect returned).
-func Restore(old bool) { debug.SetPanicOnFault(old) }
+// Restore sets this goroutine's panic-on-fault setting back to old (what
+// Protect returned; nothing for Untouched).
+func Restore(old Saved) {
+	if old != Untouched {
+		debug.SetPanicOnFault(old == SavedOn)
+	}
+}
 
 // fault turns a recovered memory-fault panic into an error wrapping
 // ErrCorrupt, and lets any other panic go on.
