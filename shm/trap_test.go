@@ -22,6 +22,13 @@ func TestTrapLayout(t *testing.T) {
 		t.Fatalf("trapEntry layout: base %d end %d hit %d size %d, the handler wants 0 8 16 24",
 			unsafe.Offsetof(e.base), unsafe.Offsetof(e.end), unsafe.Offsetof(e.hit), unsafe.Sizeof(e))
 	}
+	// The kernel's struct sigaction (amd64, arm64): handler, flags,
+	// restorer, an 8-byte mask.
+	var a sigactiont
+	if unsafe.Offsetof(a.flags) != 8 || unsafe.Offsetof(a.restorer) != 16 || unsafe.Offsetof(a.mask) != 24 || unsafe.Sizeof(a) != 32 {
+		t.Fatalf("sigactiont layout: flags %d restorer %d mask %d size %d, the kernel wants 8 16 24 32",
+			unsafe.Offsetof(a.flags), unsafe.Offsetof(a.restorer), unsafe.Offsetof(a.mask), unsafe.Sizeof(a))
+	}
 }
 
 func trapped(t *testing.T) {
