@@ -285,7 +285,7 @@ func newChan[T any](g *region.Region, cd codec.Codec[T], o options) (_ *Chan[T],
 	hit := g.Hit()
 	defer region.Recover(hit, &err, region.Guard(hit))
 	h := g.Header()
-	c := &Chan[T]{name: g.Name(), reg: g, mem: g.Mem(), hit: g.Hit(), hdr: h, codec: cd}
+	c := &Chan[T]{name: g.Name(), reg: g, mem: g.Mem(), hit: hit, hdr: h, codec: cd}
 	if rc, ok := codec.AsRaw(cd); ok && h.Flags&layout.FlagRaw != 0 {
 		c.raw = rc
 		c.wire = rc.FixedSize()

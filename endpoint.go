@@ -128,7 +128,7 @@ func (x *Sender[T]) Send(ctx context.Context, v T) error {
 				s.Wake()
 			}
 			if atomic.LoadUint32(c.hit) != 0 {
-				return region.Trapped()
+				return ring.ErrTrapped
 			}
 			return nil
 		}
@@ -205,7 +205,7 @@ func (x *Receiver[T]) Recv(ctx context.Context) (v T, err error) {
 			}
 			if atomic.LoadUint32(c.hit) != 0 {
 				var zero T
-				return zero, region.Trapped()
+				return zero, ring.ErrTrapped
 			}
 			return v, nil
 		}

@@ -90,25 +90,10 @@ func TestEndpointTruncated(t *testing.T) {
 // fast path. Every one of those calls must fail too: a value from a page no
 // peer can see was never sent.
 func TestEndpointTrappedFastPaths(t *testing.T) {
-	name := testName(t)
-	c, err := Create[rec](name, WithCapacity(1024))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	name, c, tx, rx := testEndpoints[rec](t, WithCapacity(1024))
 	if c.hit == nil {
 		t.Skip("the mapping is not trapped on this platform")
 	}
-	tx, err := c.Sender()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Release()
-	rx, err := c.Receiver()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rx.Release()
 	ctx := context.Background()
 	for i := uint64(0); i < 4; i++ { // warm both sides; everything received
 		if err := tx.Send(ctx, mkrec(i)); err != nil {
@@ -146,27 +131,13 @@ func TestTruncateUnderLoad(t *testing.T) {
 	skipUnderRace(t)
 	for _, cut := range []int64{0, 4096} {
 		t.Run(fmt.Sprint(cut), func(t *testing.T) {
-			name := testName(t)
-			c, err := Create[rec](name, WithCapacity(256))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
-			tx, err := c.Sender()
-			if err != nil {
-				t.Fatal(err)
-			}
-			rx, err := c.Receiver()
-			if err != nil {
-				t.Fatal(err)
-			}
+			name, c, tx, rx := testEndpoints[rec](t, WithCapacity(256))
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
 			var sent, got atomic.Uint64
 			errs := make(chan error, 3)
 			stop := make(chan struct{})
 			go func() {
-				defer tx.Release()
 				for i := uint64(0); ; i++ {
 					if err := tx.Send(ctx, mkrec(i)); err != nil {
 						errs <- fmt.Errorf("Send: %w", err)
@@ -176,7 +147,6 @@ func TestTruncateUnderLoad(t *testing.T) {
 				}
 			}()
 			go func() {
-				defer rx.Release()
 				for i := uint64(0); ; i++ {
 					v, err := rx.Recv(ctx)
 					if err != nil {

@@ -25,6 +25,25 @@ func testChan[T any](t *testing.T, opts ...Option) (string, *Chan[T]) {
 	return name, c
 }
 
+// testEndpoints is testChan with the channel's exclusive Sender and
+// Receiver taken; they are released when the test ends, before the channel
+// is closed.
+func testEndpoints[T any](t *testing.T, opts ...Option) (string, *Chan[T], *Sender[T], *Receiver[T]) {
+	t.Helper()
+	name, c := testChan[T](t, opts...)
+	tx, err := c.Sender()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(tx.Release)
+	rx, err := c.Receiver()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(rx.Release)
+	return name, c, tx, rx
+}
+
 // TestMain runs the helper processes (helper_test.go), and checks that
 // the tests leaked nothing: goroutines, descriptors, mappings, regions,
 // doorbells (testutil.Main).

@@ -20,6 +20,11 @@ var (
 	ErrCorrupt = layout.ErrCorrupt
 )
 
+// ErrTrapped is the ErrCorrupt of a call on a mapping whose trap word is set
+// (Config.Hit): a peer truncated the file, and the pages past the cut were
+// answered with zero pages, which no peer sees.
+var ErrTrapped = fmt.Errorf("%w: memory fault: the region was truncated under its mapping (answered with zero pages)", ErrCorrupt)
+
 // ErrLagged: a broadcast receiver on a DropOldest channel fell more than a
 // ring behind, and values were overwritten before it read them.
 var ErrLagged = errors.New("shmchan: receiver lagged behind: values were overwritten before it read them")

@@ -167,7 +167,7 @@ func (r *Ring) await(ctx context.Context, s *side, mark *uint32, check func() (r
 		// re-check below.
 		r.watchPeers()
 		if r.trapped() {
-			return corruptf("memory fault: the region was truncated under its mapping (answered with zero pages)")
+			return ErrTrapped
 		}
 		seq := atomic.LoadUint32(s.seq)
 		if s.oneSleeper {

@@ -49,7 +49,7 @@ const trapEntries = 1024
 
 type trapEntry struct {
 	base, end uintptr
-	hit       uintptr // a *uint32, kept alive by trapKeep
+	hit       *uint32 // a Go pointer in a global: the collector keeps the word, the handler reads its address
 }
 
 var (
@@ -60,7 +60,6 @@ var (
 	trapMu      sync.Mutex
 	trapTop     uintptr // entries the handler scans
 	trapTable   [trapEntries]trapEntry
-	trapKeep    [trapEntries]*uint32 // the hit words, for the garbage collector: an Object dropped without Close keeps its entry
 )
 
 // sigactiont is the kernel's struct sigaction on amd64 and arm64.
@@ -125,10 +124,8 @@ func trapRegister(mem []byte) *uint32 {
 			continue
 		}
 		hit := new(uint32)
-		trapKeep[i] = hit
 		base := uintptr(unsafe.Pointer(&mem[0]))
-		e.end = base + uintptr(len(mem))
-		e.hit = uintptr(unsafe.Pointer(hit))
+		e.end, e.hit = base+uintptr(len(mem)), hit
 		atomic.StoreUintptr(&e.base, base) // SYNC POINT "trap entry" (release half)
 		if uintptr(i) >= atomic.LoadUintptr(&trapTop) {
 			atomic.StoreUintptr(&trapTop, uintptr(i)+1)
@@ -148,8 +145,7 @@ func trapUnregister(mem []byte) {
 	defer trapMu.Unlock()
 	for i := range trapTable[:atomic.LoadUintptr(&trapTop)] {
 		if e := &trapTable[i]; atomic.LoadUintptr(&e.base) == base {
-			atomic.StoreUintptr(&e.base, 0)
-			trapKeep[i] = nil
+			atomic.StoreUintptr(&e.base, 0) // hit stays until the entry is reused: the handler may still hold the entry
 			return
 		}
 	}

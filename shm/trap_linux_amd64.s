@@ -16,7 +16,7 @@
 // behaves exactly as if it had been called directly.
 //
 // Entry layout (trapEntry, checked by TestTrapLayout): base at 0, end at 8,
-// hit (a *uint32 as uintptr) at 16, 24 bytes an entry. A base of 0 is a
+// hit (a *uint32) at 16, 24 bytes an entry. A base of 0 is a
 // free entry. trapTop is how many entries the scan looks at.
 TEXT ·trapHandler(SB),NOSPLIT|NOFRAME,$0
 	CMPL	8(SI), $2		// si_code == BUS_ADRERR

@@ -11,7 +11,7 @@
 //     access fault, which becomes ErrCorrupt instead of killing the process.
 //     On amd64 the mapping is trapped (shm's SIGBUS handler answers the
 //     fault with zero pages and sets the mapping's hit word, Region.Hit;
-//     Hit, Trapped), so a hot path needs no guard, only a look at the word
+//     Hit, ring.ErrTrapped), so a hot path needs no guard, only a look at the word
 //     after its accesses; elsewhere the guard (Protect and Recover, Arm and
 //     Disarm: SetPanicOnFault and a deferred recover) does it. See guard.go;
 //   - View: a read-only snapshot (file, stored header, validated header,

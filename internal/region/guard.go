@@ -19,7 +19,7 @@ import (
 //     by shm.Object.Map is answered with zero pages and sets the mapping's
 //     hit word (Region.Hit). Nothing panics; the call that touched the
 //     mapping checks the word afterwards and reports ErrCorrupt
-//     (Trapped). The hot paths rely on this alone.
+//     (ring.ErrTrapped). The hot paths rely on this alone.
 //   - The guard, for mappings without a hit word (other architectures, or
 //     the trap not installable): every call that touches the mapping runs
 //     between Protect and Recover (or Arm and Disarm); the runtime turns
@@ -107,13 +107,7 @@ func Disarm(hit *uint32, err *error, done *bool) {
 // hit word this is (nil: not trapped, false).
 func Hit(hit *uint32) bool { return hit != nil && atomic.LoadUint32(hit) != 0 }
 
-// Trapped is the error of a call that touched a mapping after the trap had
-// answered a fault in it.
-func Trapped() error {
-	return fmt.Errorf("%w: memory fault: the region was truncated under its mapping (answered with zero pages)", layout.ErrCorrupt)
-}
-
-// trapped replaces *err with Trapped when the mapping's hit word is set:
+// trapped replaces *err with ring.ErrTrapped when the mapping's hit word is set:
 // whatever the call read since came from zero pages, not from a peer. The
 // trap is for good: every later call on the mapping fails the same way,
 // since the pages past the cut now hold only what this process wrote. An
@@ -121,7 +115,7 @@ func Trapped() error {
 // page that is still the file's).
 func trapped(hit *uint32, err *error) {
 	if Hit(hit) && !errors.Is(*err, ring.ErrClosed) {
-		*err = Trapped()
+		*err = ring.ErrTrapped
 	}
 }
 

@@ -58,7 +58,7 @@ func Create(name string, h layout.Header, o Options) (_ *Region, err error) {
 	if Hit(obj.Hit()) {
 		obj.Close()
 		shm.Unlink(name)
-		return nil, Trapped()
+		return nil, ring.ErrTrapped
 	}
 	g := &Region{name: name, obj: obj, mem: mem, hdr: h}
 	if h.Wait == layout.WaitMQ {
@@ -139,7 +139,7 @@ func mapReady(obj *shm.Object) ([]byte, layout.Header, error) {
 			for atomic.LoadUint32(word32(mem, layout.OffReady)) != layout.ReadyValue {
 				if Hit(obj.Hit()) {
 					obj.Unmap()
-					return nil, layout.Header{}, Trapped()
+					return nil, layout.Header{}, ring.ErrTrapped
 				}
 				if time.Now().After(deadline) {
 					obj.Unmap()
@@ -149,7 +149,7 @@ func mapReady(obj *shm.Object) ([]byte, layout.Header, error) {
 			}
 			h, err := layout.Validate(mem, st.Size)
 			if err == nil && Hit(obj.Hit()) {
-				err = Trapped()
+				err = ring.ErrTrapped
 			}
 			if err != nil {
 				obj.Unmap()
